@@ -1,0 +1,272 @@
+"""Clip sampling and the clip cache.
+
+Clips are cut from the manifest's videos once, resized (shorter edge to the configured
+resolution, then a centre crop) and stored as raw uint8 ``(T, H, W, 3)`` arrays appended
+to shard files ``shard_NNNNN.bin``. The clip index (one row per clip: shard, byte offset,
+shape, checksum) says where each clip lives, so reading a clip is one memory-mapped slice
+instead of a video decode.
+
+Sampling follows the paper's protocol: training videos give several evenly spaced
+windows of ``frames`` frames (``1 + 4k``); test videos give one centre window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from sweettok.data.video import read_frames
+
+log = logging.getLogger(__name__)
+
+INDEX_COLUMNS = ["clip_id", "video_id", "label", "label_index", "split", "start_frame", "frames",
+                 "height", "width", "shard", "offset", "checksum"]
+
+
+@dataclass(frozen=True)
+class ClipCacheConfig:
+    """How clips are cut and stored.
+
+    Attributes:
+        frames: frames per clip; ``1 + 4k`` (17 in the paper). Images always give 1.
+        resolution: side of the square clips in pixels.
+        frame_stride: step between sampled frames.
+        train_clips_per_video: evenly spaced windows per training video.
+        shard_dir: folder of the shard files.
+        shard_size_mb: a new shard starts when the current one would pass this size.
+    """
+
+    frames: int = 17
+    resolution: int = 64
+    frame_stride: int = 1
+    train_clips_per_video: int = 3
+    shard_dir: str = "data/03_primary/clip_shards"
+    shard_size_mb: int = 256
+
+    def __post_init__(self) -> None:
+        if self.frames < 1 or (self.frames - 1) % 4:
+            raise ValueError(f"patchify.frames={self.frames}: clips have 1 + 4k frames (1, 5, 9, 13, 17, ...)")
+        if self.resolution < 8:
+            raise ValueError(f"patchify.resolution={self.resolution}: must be at least 8")
+        if self.frame_stride < 1:
+            raise ValueError(f"patchify.frame_stride={self.frame_stride}: must be at least 1")
+        if self.train_clips_per_video < 1:
+            raise ValueError(f"patchify.train_clips_per_video={self.train_clips_per_video}: must be at least 1")
+        if self.shard_size_mb < 1:
+            raise ValueError(f"patchify.shard_size_mb={self.shard_size_mb}: must be at least 1")
+
+    @classmethod
+    def from_dict(cls, params: dict) -> "ClipCacheConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"patchify: unknown parameter(s) {unknown}; known: {sorted(known)}")
+        return cls(**params)
+
+
+def window_starts(n_frames: int, frames: int, stride: int, split: str, train_clips: int) -> list[int]:
+    """Start frames of the clips cut from a video of ``n_frames`` frames.
+
+    Test: one centre window. Train: ``train_clips`` evenly spaced windows (fewer when the
+    video is too short for distinct ones). Empty when the video is shorter than one clip.
+    """
+    span = (frames - 1) * stride + 1
+    if n_frames < span:
+        return []
+    last = n_frames - span
+    if split == "test":
+        return [last // 2]
+    starts = np.linspace(0, last, num=train_clips).round().astype(int)
+    return sorted(set(int(s) for s in starts))
+
+
+def resize_and_crop(frames: np.ndarray, resolution: int) -> np.ndarray:
+    """Resize (T, H, W, 3) uint8 frames so the shorter edge is ``resolution``, centre-crop to a square.
+
+    Antialiased bilinear resampling; returns uint8 (T, resolution, resolution, 3).
+    """
+    t, h, w, _ = frames.shape
+    scale = resolution / min(h, w)
+    new_h, new_w = max(resolution, round(h * scale)), max(resolution, round(w * scale))
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    if (new_h, new_w) != (h, w):
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (new_h - resolution) // 2, (new_w - resolution) // 2
+    x = x[:, :, top : top + resolution, left : left + resolution]
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def clip_checksum(clip: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(clip).tobytes(), digest_size=16).hexdigest()
+
+
+class ShardWriter:
+    """Appends uint8 clips to ``shard_NNNNN.bin`` files, starting a new one past the size limit."""
+
+    def __init__(self, shard_dir: Path, shard_bytes: int):
+        self.dir = shard_dir
+        self.limit = shard_bytes
+        self.index = -1
+        self.offset = 0
+        self.file = None
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob("shard_*.bin"):
+            stale.unlink()
+
+    def _next(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        self.index += 1
+        self.offset = 0
+        self.file = open(self.dir / self.name, "wb")
+
+    @property
+    def name(self) -> str:
+        return f"shard_{self.index:05d}.bin"
+
+    def write(self, clip: np.ndarray) -> tuple[str, int]:
+        data = np.ascontiguousarray(clip, dtype=np.uint8).tobytes()
+        if self.file is None or (self.offset and self.offset + len(data) > self.limit):
+            self._next()
+        offset = self.offset
+        self.file.write(data)
+        self.offset += len(data)
+        return self.name, offset
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def _load_image(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))[None]
+
+
+def build_clip_cache(manifest: pd.DataFrame, cfg: ClipCacheConfig, progress: bool = True) -> pd.DataFrame:
+    """Cut, resize and store every clip of the manifest; return the clip index.
+
+    Videos too short for one clip are skipped with a warning (ingestion rejects them
+    already when its ``min_frames`` matches ``frames``).
+    """
+    from tqdm.auto import tqdm
+
+    writer = ShardWriter(Path(cfg.shard_dir), cfg.shard_size_mb * 1024 * 1024)
+    rows = []
+    skipped = 0
+    try:
+        for video in tqdm(manifest.itertuples(index=False), total=len(manifest), desc="caching clips",
+                          disable=not progress):
+            path = Path(video.root) / video.path
+            if video.kind == "image":
+                windows = [(0, _load_image(path))]
+            else:
+                starts = window_starts(int(video.frames), cfg.frames, cfg.frame_stride, video.split,
+                                       cfg.train_clips_per_video)
+                if not starts:
+                    skipped += 1
+                    log.warning("%s: %d frames, shorter than one clip; skipped", video.path, video.frames)
+                    continue
+                offsets = np.arange(cfg.frames) * cfg.frame_stride
+                wanted = sorted({int(s + o) for s in starts for o in offsets})
+                decoded = dict(zip(wanted, read_frames(path, wanted)))
+                windows = [(s, np.stack([decoded[int(s + o)] for o in offsets])) for s in starts]
+            for start, frames in windows:
+                clip = resize_and_crop(frames, cfg.resolution)
+                shard, offset = writer.write(clip)
+                rows.append({
+                    "clip_id": f"{video.video_id}@{start}",
+                    "video_id": video.video_id,
+                    "label": video.label,
+                    "label_index": int(video.label_index),
+                    "split": video.split,
+                    "start_frame": int(start),
+                    "frames": int(clip.shape[0]),
+                    "height": int(clip.shape[1]),
+                    "width": int(clip.shape[2]),
+                    "shard": shard,
+                    "offset": int(offset),
+                    "checksum": clip_checksum(clip),
+                })
+    finally:
+        writer.close()
+    index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+    size = sum(p.stat().st_size for p in Path(cfg.shard_dir).glob("shard_*.bin"))
+    log.info("clip cache: %s clips in %d shard(s), %.1f MB%s",
+             ", ".join(f"{s} {n}" for s, n in index["split"].value_counts().sort_index().items()),
+             writer.index + 1, size / 1e6, f"; {skipped} videos too short" if skipped else "")
+    return index
+
+
+class ClipDataset(Dataset):
+    """Clips from the cache as float tensors.
+
+    Each item is a dict: ``clip`` (float32 (C, T, H, W) in [-0.5, 0.5]), ``label``
+    (int class index), ``clip_id`` (str).
+
+    Args:
+        index: the clip index (DataFrame or path of its parquet file).
+        shard_dir: folder of the shard files.
+        split: keep only this split (``train``/``test``), or all clips when None.
+        crop: side of a random square crop (training augmentation), or None.
+        flip: random horizontal flip with probability 0.5.
+        verify: check each clip's checksum when read.
+    """
+
+    def __init__(self, index: pd.DataFrame | str | Path, shard_dir: str | Path, split: str | None = None,
+                 crop: int | None = None, flip: bool = False, verify: bool = False):
+        table = pd.read_parquet(index) if isinstance(index, (str, Path)) else index
+        if split is not None:
+            table = table[table["split"] == split]
+        self.index = table.reset_index(drop=True)
+        self.shard_dir = Path(shard_dir)
+        self.crop = crop
+        self.flip = flip
+        self.verify = verify
+        self._maps: dict[str, np.memmap] = {}
+        for shard in self.index["shard"].unique():
+            if (self.shard_dir / shard).name != shard or not (self.shard_dir / shard).is_file():
+                raise FileNotFoundError(f"clip index names shard {shard!r}, not found in {self.shard_dir}")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.index["label_index"].to_numpy()
+
+    def read_uint8(self, i: int) -> np.ndarray:
+        """The stored clip ``i`` as uint8 (T, H, W, 3)."""
+        row = self.index.iloc[i]
+        mm = self._maps.get(row.shard)
+        if mm is None:  # opened lazily so that each DataLoader worker maps its own
+            mm = self._maps[row.shard] = np.memmap(self.shard_dir / row.shard, dtype=np.uint8, mode="r")
+        shape = (int(row.frames), int(row.height), int(row.width), 3)
+        n = int(np.prod(shape))
+        clip = np.asarray(mm[int(row.offset) : int(row.offset) + n]).reshape(shape)
+        if self.verify and clip_checksum(clip) != row.checksum:
+            raise ValueError(f"clip {row.clip_id}: checksum mismatch in {row.shard} at {row.offset}")
+        return clip
+
+    def __getitem__(self, i: int) -> dict:
+        clip = torch.from_numpy(self.read_uint8(i).copy()).permute(3, 0, 1, 2)  # (C, T, H, W)
+        if self.crop is not None:
+            _, _, h, w = clip.shape
+            top = int(torch.randint(0, h - self.crop + 1, ()))
+            left = int(torch.randint(0, w - self.crop + 1, ()))
+            clip = clip[:, :, top : top + self.crop, left : left + self.crop]
+        if self.flip and bool(torch.rand(()) < 0.5):
+            clip = clip.flip(-1)
+        row = self.index.iloc[i]
+        return {"clip": clip.float() / 255.0 - 0.5, "label": int(row.label_index), "clip_id": row.clip_id}

@@ -1,0 +1,64 @@
+"""Nodes of the `ingest` pipeline: make the embedded dataset if chosen, then scan a root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import pandas as pd
+
+from sweettok.data.scan import LAYOUTS, scan_dataset
+from sweettok.data.synthetic import SyntheticConfig, generate_dataset
+
+SOURCES = ("synthetic", "path")
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    """`ingest` parameters.
+
+    Attributes:
+        source: ``synthetic`` writes the embedded dataset to ``root`` first; ``path`` scans ``root`` as it is.
+        root: dataset root (relative to the project or absolute).
+        layout: ``auto``, ``ucf101``, ``kinetics`` or ``imagenet``.
+        split_index: UCF-101 split lists to use (1-3).
+        min_frames: videos with fewer frames are rejected (one clip's length).
+        synthetic: parameters of the embedded dataset (`SyntheticConfig`).
+    """
+
+    source: str = "synthetic"
+    root: str = "data/01_raw/synthetic"
+    layout: str = "auto"
+    split_index: int = 1
+    min_frames: int = 17
+    synthetic: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"ingest.source={self.source!r}: must be one of {SOURCES}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"ingest.layout={self.layout!r}: must be one of {LAYOUTS}")
+        if self.min_frames < 1:
+            raise ValueError(f"ingest.min_frames={self.min_frames}: must be at least 1")
+
+    @classmethod
+    def from_dict(cls, params: dict) -> "IngestParams":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"ingest: unknown parameter(s) {unknown}; known: {sorted(known)}")
+        return cls(**params)
+
+
+def prepare_dataset(params: dict) -> str:
+    """Write the embedded dataset when ``source`` is ``synthetic``; return the root to scan."""
+    p = IngestParams.from_dict(params)
+    if p.source == "synthetic":
+        generate_dataset(p.root, SyntheticConfig.from_dict(p.synthetic))
+    return p.root
+
+
+def scan(root: str, params: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Probe and hash every file of the root: (video_manifest, video_rejects, captions)."""
+    p = IngestParams.from_dict(params)
+    result = scan_dataset(root, layout=p.layout, min_frames=p.min_frames, split_index=p.split_index)
+    return result.manifest, result.rejects, result.captions

@@ -1,0 +1,120 @@
+"""Pandera schemas of every table in the catalog.
+
+`SCHEMAS` maps catalog names to schemas; `sweettok.hooks.PanderaValidationHook`
+validates each table on save and on load. Columns are strict: an unexpected or missing
+column is an error that names it.
+"""
+
+from __future__ import annotations
+
+import pandera.pandas as pa
+from pandera.pandas import Check, Column, DataFrameSchema
+
+SPLITS = ["train", "test"]
+REJECT_REASONS = [
+    "empty_file",
+    "truncated",
+    "not_a_video",
+    "undecodable",
+    "too_short",
+    "path_escapes_root",
+    "missing_file",
+    "not_in_split_lists",
+    "unknown_label",
+]
+
+_nonempty = Check.str_length(min_value=1)
+
+VideoManifestSchema = DataFrameSchema(
+    {
+        "video_id": Column(str, _nonempty, unique=True),
+        "path": Column(str, [_nonempty, Check(lambda s: ~s.str.contains(r"(?:^|/)\.\.(?:/|$)"), error="no '..' in path"),
+                             Check(lambda s: ~s.str.startswith("/"), error="path is relative to the root")]),
+        "root": Column(str, _nonempty),
+        "label": Column(str, _nonempty),
+        "label_index": Column(int, Check.ge(0)),
+        "split": Column(str, Check.isin(SPLITS)),
+        "kind": Column(str, Check.isin(["video", "image"])),
+        "frames": Column(int, Check.ge(1)),
+        "fps": Column(float, Check.ge(0.0)),
+        "width": Column(int, Check.gt(0)),
+        "height": Column(int, Check.gt(0)),
+        "size_bytes": Column(int, Check.gt(0)),
+        "sha256": Column(str, Check.str_matches(r"^[0-9a-f]{64}$")),
+    },
+    strict=True,
+    coerce=True,
+    name="video_manifest",
+)
+
+VideoRejectsSchema = DataFrameSchema(
+    {
+        "path": Column(str),
+        "reason": Column(str, Check.isin(REJECT_REASONS)),
+        "detail": Column(str),
+    },
+    strict=True,
+    coerce=True,
+    name="video_rejects",
+)
+
+CaptionsSchema = DataFrameSchema(
+    {
+        "video_id": Column(str, _nonempty, unique=True),
+        "label": Column(str, _nonempty),
+        "split": Column(str, Check.isin(SPLITS)),
+        "caption": Column(str, _nonempty),
+        # space-separated word/POS pairs with universal POS tags; empty when untagged
+        "tagged": Column(str, Check.str_matches(r"^$|^(\S+/[A-Z]+)( \S+/[A-Z]+)*$")),
+    },
+    strict=True,
+    coerce=True,
+    name="captions",
+)
+
+ClipIndexSchema = DataFrameSchema(
+    {
+        "clip_id": Column(str, _nonempty, unique=True),
+        "video_id": Column(str, _nonempty),
+        "label": Column(str, _nonempty),
+        "label_index": Column(int, Check.ge(0)),
+        "split": Column(str, Check.isin(SPLITS)),
+        "start_frame": Column(int, Check.ge(0)),
+        "frames": Column(int, Check.ge(1)),
+        "height": Column(int, Check.gt(0)),
+        "width": Column(int, Check.gt(0)),
+        "shard": Column(str, Check.str_matches(r"^shard_\d{5}\.bin$")),
+        "offset": Column(int, Check.ge(0)),
+        "checksum": Column(str, Check.str_matches(r"^[0-9a-f]{32}$")),
+    },
+    strict=True,
+    coerce=True,
+    name="clip_index",
+)
+
+CodebookWordsSchema = DataFrameSchema(
+    {
+        "word": Column(str, _nonempty),
+        "pos": Column(str, Check.isin(["ADJ", "NOUN", "ADV", "VERB"])),
+        "book": Column(str, Check.isin(["spatial", "temporal"])),
+        "index": Column(int, Check.ge(0)),
+        "caption_count": Column(int, Check.ge(0)),
+        "source": Column(str, Check.isin(["captions", "general", "both"])),
+    },
+    strict=True,
+    coerce=True,
+    unique=["book", "word"],
+    checks=[
+        Check(lambda df: ((df["book"] == "spatial") == df["pos"].isin(["ADJ", "NOUN"])).all(),
+              error="ADJ/NOUN belong to the spatial book, ADV/VERB to the temporal book"),
+    ],
+    name="codebook_words",
+)
+
+SCHEMAS: dict[str, pa.DataFrameSchema] = {
+    "video_manifest": VideoManifestSchema,
+    "video_rejects": VideoRejectsSchema,
+    "captions": CaptionsSchema,
+    "clip_index": ClipIndexSchema,
+    "codebook_words": CodebookWordsSchema,
+}
