@@ -1,0 +1,43 @@
+# Two entry points: `make run` (set up, then run the main job on the embedded dataset)
+# and `make test` (set up, then run the test suite). Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sweettok-installed
+
+export KEDRO_DISABLE_TELEMETRY := 1
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup run test repro viz bench clean-data
+
+# torch and torchvision first, pinned: any other order lets a dependency pull a different build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/kedro run
+
+test: setup
+	$(BIN)/pytest
+
+repro: setup
+	$(BIN)/dvc repro
+
+viz: setup
+	$(BIN)/kedro viz build
+
+bench: setup
+	$(BIN)/sweettok bench cache --out data/08_reporting/bench_cache.json
+	$(BIN)/sweettok bench model --out data/08_reporting/bench_model.json
+
+clean-data:
+	find data -mindepth 2 ! -name .gitkeep -delete
