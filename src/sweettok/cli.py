@@ -1,0 +1,301 @@
+"""The ``sweettok`` command line.
+
+Subcommands register themselves with :func:`command`; adding one is one function plus one
+decorator::
+
+    @command("bench model", help="...", args=[arg("--out", default="x.json")])
+    def bench_model(args: argparse.Namespace) -> int:
+        ...
+
+A name with a space (``"bench model"``) becomes a nested subcommand (``sweettok bench model``).
+
+Profiles: ``--config base|paper`` names a Kedro configuration environment under ``conf/``.
+Model parameters come from ``conf/base/parameters_model.yml`` with ``conf/<env>/`` merged over
+it (recursively, the environment winning). ``conf/`` is found by walking up from the current
+directory, else in the project that contains this package, or given with ``--conf-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+__all__ = ["main", "command", "arg", "find_conf_root", "load_parameters", "load_model_config"]
+
+for _var, _value in (("KEDRO_DISABLE_TELEMETRY", "1"), ("DVC_NO_ANALYTICS", "1"), ("HF_HUB_OFFLINE", "1")):
+    os.environ.setdefault(_var, _value)
+
+
+# ---------------------------------------------------------------------- registry
+@dataclass
+class _Arg:
+    flags: tuple[str, ...]
+    kwargs: dict[str, Any]
+
+
+def arg(*flags: str, **kwargs: Any) -> _Arg:
+    """An argument of a subcommand, as for ``ArgumentParser.add_argument``."""
+    return _Arg(flags, kwargs)
+
+
+@dataclass
+class _Command:
+    name: str
+    help: str
+    args: list[_Arg] = field(default_factory=list)
+    run: Callable[[argparse.Namespace], int] | None = None
+
+
+_COMMANDS: dict[str, _Command] = {}
+
+
+def command(name: str, help: str, args: list[_Arg] | None = None) -> Callable:
+    """Register ``fn(args) -> exit code`` as ``sweettok <name>``."""
+
+    def register(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        if name in _COMMANDS:
+            raise ValueError(f"sweettok command {name!r} registered twice")
+        _COMMANDS[name] = _Command(name, help, list(args or []), fn)
+        return fn
+
+    return register
+
+
+def _conf_args() -> list[_Arg]:
+    return [
+        arg("--config", default="base", help="configuration environment under conf/ (base, paper, ...)"),
+        arg("--conf-dir", default=None, help="the conf/ directory (default: found from the current directory)"),
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweettok", description="SweetTok video tokenizer tools")
+    root = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[tuple[str, ...], Any] = {(): root}
+    for cmd in sorted(_COMMANDS.values(), key=lambda c: c.name):
+        words = tuple(cmd.name.split())
+        for depth in range(1, len(words)):
+            prefix = words[:depth]
+            if prefix not in groups:
+                sub = groups[prefix[:-1]].add_parser(prefix[-1], help=f"{' '.join(prefix)} commands")
+                groups[prefix] = sub.add_subparsers(dest="_".join(prefix), required=True, metavar="COMMAND")
+        p = groups[words[:-1]].add_parser(words[-1], help=cmd.help, description=cmd.help)
+        for a in cmd.args:
+            p.add_argument(*a.flags, **a.kwargs)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sweettok`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"sweettok: error: {exc}", file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------------- configuration
+def find_conf_root(conf_dir: str | os.PathLike | None = None) -> Path:
+    """The project's ``conf/`` directory.
+
+    Raises:
+        FileNotFoundError: if none is found.
+    """
+    if conf_dir is not None:
+        path = Path(conf_dir)
+        if not (path / "base").is_dir():
+            raise FileNotFoundError(f"{path} has no base/ environment: not a conf/ directory")
+        return path
+    here = Path.cwd().resolve()
+    for d in (here, *here.parents):
+        if (d / "conf" / "base").is_dir():
+            return d / "conf"
+    project = Path(__file__).resolve().parents[2]  # src/sweettok/cli.py -> project root
+    if (project / "conf" / "base").is_dir():
+        return project / "conf"
+    raise FileNotFoundError(f"no conf/base found above {here} or in {project}; pass --conf-dir")
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_parameters(filename: str, env: str = "base", conf_dir: str | os.PathLike | None = None) -> dict:
+    """``conf/base/<filename>`` with ``conf/<env>/<filename>`` merged over it (when present)."""
+    import yaml
+
+    root = find_conf_root(conf_dir)
+    if env != "base" and not (root / env).is_dir():
+        raise FileNotFoundError(f"configuration environment {env!r} not found in {root}")
+    params: dict = {}
+    for layer in dict.fromkeys(("base", env)):
+        path = root / layer / filename
+        if path.is_file():
+            with path.open() as fh:
+                params = _merge(params, yaml.safe_load(fh) or {})
+    if not params:
+        raise FileNotFoundError(f"{filename} not found in {root / 'base'} or {root / env}")
+    return params
+
+
+def load_model_config(env: str = "base", conf_dir: str | os.PathLike | None = None):
+    """The :class:`~sweettok.models.config.SweetTokConfig` of an environment's ``model:`` block."""
+    from sweettok.models.config import SweetTokConfig
+
+    params = load_parameters("parameters_model.yml", env, conf_dir)
+    if "model" not in params:
+        raise ValueError(f"parameters_model.yml of {env!r} has no 'model:' block")
+    return SweetTokConfig.from_dict(params["model"])
+
+
+# ---------------------------------------------------------------------- commands
+@command(
+    "info",
+    help="parameter counts per part, latent tokens and ids per clip of a model profile",
+    args=[*_conf_args(), arg("--frames", type=int, default=None, help="clip length T (default: input_frames)"),
+          arg("--json", action="store_true", help="print JSON instead of a table")],
+)
+def info(args: argparse.Namespace) -> int:
+    import torch
+
+    from sweettok.models.profiles import DEFAULT_PRIOR_SIZES, default_prior
+    from sweettok.models.sweettok import SweetTok, parameter_breakdown
+
+    cfg = load_model_config(args.config, args.conf_dir)
+    frames = cfg.input_frames if args.frames is None else args.frames
+    prior = default_prior(args.config)
+    with torch.device("meta"):
+        # Parameters as shapes only: no memory or time spent on weights (the paper model has ~190M).
+        model = SweetTok(cfg, prior)
+    counts = parameter_breakdown(model)
+    slices = cfg.check_frames(frames)
+    report = {
+        "profile": args.config,
+        "frames": frames,
+        "input": [cfg.in_channels, frames, cfg.resolution, cfg.resolution],
+        "latent_slices": slices,
+        "spatial_tokens": cfg.spatial_queries,
+        "temporal_tokens": cfg.temporal_queries if frames > 1 else 0,
+        "latent_tokens": cfg.num_latent_tokens(frames),
+        "ids_per_clip": cfg.ids_per_clip(frames),
+        "logits": [cfg.proxy_vocab_size, slices, cfg.grid_size, cfg.grid_size],
+        "vocabulary_assumed": DEFAULT_PRIOR_SIZES.get(args.config, DEFAULT_PRIOR_SIZES["base"]),
+        "parameters": dict(counts),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"SweetTok profile {args.config!r}: clip {report['input']} (C, T, H, W)")
+    print(f"  latent tokens per clip: {report['latent_tokens']} "
+          f"({report['spatial_tokens']} spatial + {report['temporal_tokens']} temporal)")
+    print(f"  ids per clip:           {report['ids_per_clip']} (3 per token)")
+    print(f"  logits per clip:        {report['logits']} (V, 1+k, H/p, W/p)")
+    print("  parameters:")
+    for name, n in counts.items():
+        print(f"    {name:32s}{n:>14,}")
+    print(f"  (frozen buffers assume a random vocabulary of {report['vocabulary_assumed']})")
+    return 0
+
+
+@command(
+    "bench model",
+    help="forward+backward time and peak memory of the model profiles on CPU, batch 1",
+    args=[
+        arg("--out", default="data/08_reporting/bench_model.json", help="JSON output path"),
+        arg("--profiles", nargs="+", default=["base", "paper"], help="configuration environments to measure"),
+        arg("--conf-dir", default=None, help="the conf/ directory"),
+        arg("--warmup", type=int, default=1, help="untimed steps first"),
+        arg("--steps", type=int, default=3, help="timed steps (the median is reported)"),
+        arg("--batch", type=int, default=1),
+        arg("--threads", type=int, default=0, help="torch intra-op threads per profile (0: torch's default)"),
+    ],
+)
+def bench_model(args: argparse.Namespace) -> int:
+    from sweettok.models.bench import run_benchmarks
+
+    configs = {p: load_model_config(p, args.conf_dir).to_dict() for p in args.profiles}
+    report = run_benchmarks(configs, warmup=args.warmup, steps=args.steps, batch=args.batch, threads=args.threads)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    for name, r in report["profiles"].items():
+        print(f"{name}: {r['step_seconds_median']:.3f} s/step (fwd+bwd), peak RSS {r['peak_rss_mib']:.0f} MiB, "
+              f"{r['parameters']:,} parameters")
+    print(f"wrote {out}")
+    return 0
+
+
+@command(
+    "overfit",
+    help="train a small model on one clip to a fixed grid of random proxy ids; CSV + PNG of the loss",
+    args=[
+        *_conf_args(),
+        arg("--out-dir", default="data/08_reporting/overfit", help="where overfit_loss.csv/.png go"),
+        arg("--steps", type=int, default=300),
+        arg("--lr", type=float, default=1e-3),
+        arg("--seed", type=int, default=0),
+        arg("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)"),
+    ],
+)
+def overfit(args: argparse.Namespace) -> int:
+    import torch
+
+    from sweettok.models.overfit import overfit_one_clip, write_curve
+    from sweettok.models.profiles import default_prior
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    cfg = load_model_config(args.config, args.conf_dir)
+    result = overfit_one_clip(cfg, default_prior(args.config), steps=args.steps, lr=args.lr, seed=args.seed,
+                              progress=True)
+    csv_path, png_path = write_curve(result, Path(args.out_dir))
+    print(f"cross-entropy {result.ce[0]:.4f} -> {result.ce[-1]:.4f} over {len(result.ce)} steps "
+          f"({result.ce[0] / max(result.ce[-1], 1e-12):.1f}x); wrote {csv_path} and {png_path}")
+    return 0
+
+
+@command(
+    "bench cache",
+    help="read the test clips from the clip cache vs decode them from the videos; JSON of both throughputs",
+    args=[
+        arg("--index", default="data/03_primary/clip_index.parquet", help="clip index (parquet)"),
+        arg("--manifest", default="data/02_intermediate/video_manifest.parquet", help="video manifest (parquet)"),
+        arg("--shard-dir", default=None, help="clip shards (default: patchify.shard_dir of --config)"),
+        arg("--out", default="data/08_reporting/bench_cache.json", help="JSON output path"),
+        arg("--repeats", type=int, default=3, help="timed passes over the split (the median is reported)"),
+        *_conf_args(),
+    ],
+)
+def bench_cache_cmd(args: argparse.Namespace) -> int:
+    from sweettok.data.bench import bench_cache
+
+    patchify = load_parameters("parameters_patchify.yml", args.config, args.conf_dir)["patchify"]
+    report = bench_cache(args.index, args.manifest, args.shard_dir or patchify["shard_dir"], args.out,
+                         frame_stride=patchify["frame_stride"], repeats=args.repeats)
+    print(f"{report['clips']} test clips: cache {report['cache_clips_per_s']:.1f} clips/s, "
+          f"decode {report['decode_clips_per_s']:.1f} clips/s, ratio {report['cache_over_decode_throughput']:.2f}x; "
+          f"wrote {args.out}")
+    return 0
+
+
+# Kedro imports `<package>.cli` and merges its click group `cli` into the `kedro` command.
+# The project's own commands live in the `sweettok` command above, so this group is empty.
+@click.group(name="sweettok-kedro")
+def cli() -> None:
+    """Project commands added to `kedro` (none: use the `sweettok` command)."""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

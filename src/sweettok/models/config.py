@@ -1,0 +1,300 @@
+"""Typed, validated configuration of the SweetTok model.
+
+Every width, depth, head count, patch size, query count and codebook size of the model is a
+field of :class:`SweetTokConfig`; nothing in ``sweettok.models`` hard-codes one. A config is
+validated when it is built and every error names the offending field, e.g.
+``SweetTokConfig.width: must be divisible by heads (4), got 130``.
+
+Two profiles live in ``conf/base/parameters_model.yml`` (small, CPU) and
+``conf/paper/parameters_model.yml`` (the paper's 17x256x256 model); both are plain mappings
+that :meth:`SweetTokConfig.from_dict` turns into a config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["SweetTokConfig", "evenly_spaced_after"]
+
+
+def evenly_spaced_after(n_spatial: int, n_temporal: int) -> tuple[int, ...]:
+    """1-based decoder spatial layers after which a temporal layer runs, spread evenly.
+
+    ``evenly_spaced_after(8, 4) == (1, 3, 5, 7)`` (the release's placement).
+    """
+    return tuple((i * n_spatial) // n_temporal + 1 for i in range(n_temporal))
+
+
+@dataclass(frozen=True)
+class SweetTokConfig:
+    """Architecture of a SweetTok tokenizer.
+
+    Geometry:
+        input_frames: longest clip the model takes (frames, ``1 + temporal_patch_size * k``);
+            position tables are sized for it and shorter clips of ``1 + 4j`` frames use a prefix.
+            It is also the clip length that :meth:`num_latent_tokens` uses by default.
+        resolution: frame height = width in pixels; inputs must have exactly this size.
+        in_channels: colour channels (3 for RGB).
+        patch_size: spatial patch side ``p`` in pixels.
+        temporal_patch_size: frames per tube after frame 0 (paper: 4).
+        patch_input_norm: LayerNorm over each flattened patch/tube before its Linear (the paper's
+            LayerNorm -> Linear -> LayerNorm). Note that it removes each patch's mean and scale,
+            so a patch's overall brightness never reaches the model; ``False`` keeps
+            Linear -> LayerNorm only.
+
+    Transformer (shared by encoder and decoder):
+        width: hidden width ``D``.
+        heads: attention heads (``width % heads == 0``).
+        mlp_ratio: feed-forward hidden width = ``mlp_ratio * width``.
+        dropout: dropout on attention weights and feed-forward outputs (0 in the paper).
+        enc_spatial_depth / enc_temporal_depth: DQAE_s / DQAE_t modules of the encoder. Each
+            module is one trunk block (over patches or delta-v) plus one query block that
+            cross-attends to that trunk block's output.
+        dec_spatial_depth / dec_temporal_depth: DQAE_s / DQAE_t modules of the decoder.
+        dec_temporal_after: 1-based indices of decoder spatial layers after which a temporal
+            layer runs (paper/release: ``(1, 3, 5, 7)``). ``None`` spreads them evenly.
+
+    Latent queries:
+        spatial_queries: number of spatial latent tokens ``Ls`` (paper 256).
+        temporal_query_grid: side ``G`` of the grid of temporal-query cells; must divide the
+            patch grid ``resolution / patch_size``. ``None`` = one cell per patch location (the
+            paper's arrangement, 32 for 256 px / p=8). Each cell's queries cross-attend to the
+            delta-v trunk at the ``(grid/G)^2`` patch locations it covers.
+        temporal_queries_per_cell: queries per cell ``q``; ``Lt = G * G * q`` (paper 1024).
+
+    Motion-enhanced language codebook (MLC):
+        codebook_dim: ``e``; a latent token has width ``2e`` (modifier half, head-word half).
+        gcn_hidden: hidden width of the two-layer GCN projector (paper 512).
+        gcn_dropout: dropout between the GCN layers (release: ``F.dropout`` default, 0.5).
+        topk: modifier entries averaged per token (paper 2).
+        beta: weight of the codebook term ``||z_q - sg(z)||^2`` (paper 0.25).
+
+    Decoder head:
+        proxy_vocab_size: ``V``, size of the proxy tokenizer's codebook the decoder predicts.
+        head_hidden: width of the head between its two 1x1 convolutions (release ``2 * width``).
+    """
+
+    input_frames: int = 17
+    resolution: int = 64
+    in_channels: int = 3
+    patch_size: int = 8
+    temporal_patch_size: int = 4
+    patch_input_norm: bool = True
+    width: int = 128
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    enc_spatial_depth: int = 4
+    enc_temporal_depth: int = 2
+    dec_spatial_depth: int = 4
+    dec_temporal_depth: int = 2
+    dec_temporal_after: tuple[int, ...] | None = None
+    spatial_queries: int = 32
+    temporal_query_grid: int | None = None
+    temporal_queries_per_cell: int = 1
+    codebook_dim: int = 32
+    gcn_hidden: int = 128
+    gcn_dropout: float = 0.1
+    topk: int = 2
+    beta: float = 0.25
+    proxy_vocab_size: int = 1024
+    head_hidden: int = 256
+
+    # ------------------------------------------------------------------ validation
+    def __post_init__(self) -> None:
+        positive_ints = (
+            "input_frames", "resolution", "in_channels", "patch_size", "temporal_patch_size",
+            "width", "heads", "enc_spatial_depth", "dec_spatial_depth", "spatial_queries",
+            "temporal_queries_per_cell", "codebook_dim", "gcn_hidden", "topk",
+            "proxy_vocab_size", "head_hidden",
+        )
+        for name in positive_ints:
+            self._check_int(name, minimum=1)
+        for name in ("enc_temporal_depth", "dec_temporal_depth"):
+            self._check_int(name, minimum=0)
+        if not isinstance(self.patch_input_norm, bool):
+            self._fail("patch_input_norm", f"must be true or false, got {self.patch_input_norm!r}")
+        for name in ("mlp_ratio", "beta"):
+            self._check_float(name, minimum=0.0, inclusive=False)
+        for name in ("dropout", "gcn_dropout"):
+            self._check_float(name, minimum=0.0, inclusive=True)
+            if getattr(self, name) >= 1.0:
+                self._fail(name, f"must be in [0, 1), got {getattr(self, name)}")
+        if self.width % self.heads:
+            self._fail("width", f"must be divisible by heads ({self.heads}), got {self.width}")
+        if self.resolution % self.patch_size:
+            self._fail("resolution", f"must be divisible by patch_size ({self.patch_size}), got {self.resolution}")
+        if (self.input_frames - 1) % self.temporal_patch_size:
+            self._fail(
+                "input_frames",
+                f"must be 1 + {self.temporal_patch_size} * k (k >= 0), got {self.input_frames}",
+            )
+        grid = self.resolution // self.patch_size
+        if self.temporal_query_grid is not None:
+            self._check_int("temporal_query_grid", minimum=1)
+            if grid % self.temporal_query_grid:
+                self._fail(
+                    "temporal_query_grid",
+                    f"must divide the patch grid side {grid} (resolution / patch_size), "
+                    f"got {self.temporal_query_grid}",
+                )
+        if self.dec_temporal_after is not None:
+            after = self.dec_temporal_after
+            if isinstance(after, list):
+                # YAML gives lists; keep the frozen dataclass hashable and comparable.
+                after = tuple(after)
+                object.__setattr__(self, "dec_temporal_after", after)
+            if not isinstance(after, tuple) or not all(
+                isinstance(a, int) and not isinstance(a, bool) for a in after
+            ):
+                self._fail("dec_temporal_after", f"must be a list of integers, got {after!r}")
+            if len(after) != self.dec_temporal_depth:
+                self._fail(
+                    "dec_temporal_after",
+                    f"must list one layer per decoder temporal module ({self.dec_temporal_depth}), got {list(after)}",
+                )
+            if any(a < 1 or a > self.dec_spatial_depth for a in after) or list(after) != sorted(set(after)):
+                self._fail(
+                    "dec_temporal_after",
+                    f"must be strictly increasing layer numbers in [1, {self.dec_spatial_depth}], got {list(after)}",
+                )
+        elif self.dec_temporal_depth > self.dec_spatial_depth:
+            self._fail(
+                "dec_temporal_depth",
+                f"cannot exceed dec_spatial_depth ({self.dec_spatial_depth}) when dec_temporal_after is not given, "
+                f"got {self.dec_temporal_depth}",
+            )
+        if self.enc_temporal_depth == 0 and self.dec_temporal_depth > 0 or (
+            self.enc_temporal_depth > 0 and self.dec_temporal_depth == 0
+        ):
+            self._fail(
+                "enc_temporal_depth",
+                "encoder and decoder must both have temporal modules or both have none "
+                f"(got enc_temporal_depth={self.enc_temporal_depth}, dec_temporal_depth={self.dec_temporal_depth})",
+            )
+
+    def _fail(self, name: str, message: str) -> None:
+        raise ValueError(f"SweetTokConfig.{name}: {message}")
+
+    def _check_int(self, name: str, minimum: int) -> None:
+        value = getattr(self, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            self._fail(name, f"must be an integer, got {value!r}")
+        if value < minimum:
+            self._fail(name, f"must be >= {minimum}, got {value}")
+
+    def _check_float(self, name: str, minimum: float, inclusive: bool) -> None:
+        value = getattr(self, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            self._fail(name, f"must be a number, got {value!r}")
+        if value < minimum or (not inclusive and value == minimum):
+            bound = ">=" if inclusive else ">"
+            self._fail(name, f"must be {bound} {minimum}, got {value}")
+        object.__setattr__(self, name, float(value))
+
+    # ------------------------------------------------------------------ (de)serialisation
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SweetTokConfig":
+        """Build from a plain mapping (e.g. the ``model:`` block of a parameters file).
+
+        Raises:
+            ValueError: naming every unknown key, or the first invalid field.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"SweetTokConfig: expected a mapping, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"SweetTokConfig: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-able mapping; ``from_dict(to_dict())`` gives an equal config."""
+        out = dataclasses.asdict(self)
+        if out["dec_temporal_after"] is not None:
+            out["dec_temporal_after"] = list(out["dec_temporal_after"])
+        return out
+
+    def replace(self, **changes: Any) -> "SweetTokConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------ derived sizes
+    @property
+    def grid_size(self) -> int:
+        """Patch-grid side ``resolution / patch_size`` (paper 32)."""
+        return self.resolution // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        """Patch locations per slice, ``grid_size ** 2``."""
+        return self.grid_size**2
+
+    @property
+    def latent_dim(self) -> int:
+        """Width of one latent token, ``2 * codebook_dim``."""
+        return 2 * self.codebook_dim
+
+    @property
+    def query_grid(self) -> int:
+        """Side ``G`` of the temporal-query cell grid."""
+        return self.grid_size if self.temporal_query_grid is None else self.temporal_query_grid
+
+    @property
+    def cell_size(self) -> int:
+        """Patch locations per temporal-query cell side, ``grid_size / G``."""
+        return self.grid_size // self.query_grid
+
+    @property
+    def temporal_queries(self) -> int:
+        """Number of temporal latent tokens ``Lt = G * G * q`` (paper 1024)."""
+        return self.query_grid**2 * self.temporal_queries_per_cell
+
+    @property
+    def max_slices(self) -> int:
+        """Latent slices of the longest clip, ``1 + (input_frames - 1) / temporal_patch_size``."""
+        return 1 + (self.input_frames - 1) // self.temporal_patch_size
+
+    @property
+    def temporal_after(self) -> tuple[int, ...]:
+        """Resolved :attr:`dec_temporal_after`."""
+        if self.dec_temporal_after is not None:
+            return self.dec_temporal_after
+        return evenly_spaced_after(self.dec_spatial_depth, self.dec_temporal_depth)
+
+    @property
+    def has_temporal(self) -> bool:
+        """Whether the model has a temporal path (video); without it only images work."""
+        return self.enc_temporal_depth > 0
+
+    def check_frames(self, frames: int) -> int:
+        """Validate a clip length and return its slice count ``1 + k``.
+
+        Raises:
+            ValueError: if ``frames`` is not ``1 + temporal_patch_size * k`` or exceeds
+                ``input_frames`` (or is > 1 for a model without a temporal path).
+        """
+        tp = self.temporal_patch_size
+        if not isinstance(frames, int) or frames < 1 or (frames - 1) % tp:
+            raise ValueError(
+                f"clip has T={frames} frames; SweetTok takes 1 + {tp}k frames (1, {1 + tp}, {1 + 2 * tp}, ...)"
+            )
+        if frames > self.input_frames:
+            raise ValueError(
+                f"clip has T={frames} frames; this model is configured for at most input_frames={self.input_frames}"
+            )
+        if frames > 1 and not self.has_temporal:
+            raise ValueError(f"clip has T={frames} frames but this model has no temporal modules (images only)")
+        return 1 + (frames - 1) // tp
+
+    def num_latent_tokens(self, frames: int | None = None) -> int:
+        """Latent tokens per clip: ``Ls`` for an image (T=1), ``Ls + Lt`` for a video."""
+        frames = self.input_frames if frames is None else frames
+        self.check_frames(frames)
+        return self.spatial_queries + (self.temporal_queries if frames > 1 else 0)
+
+    def ids_per_clip(self, frames: int | None = None) -> int:
+        """Token ids per clip: 3 per latent token (modifier, modifier, head word)."""
+        return 3 * self.num_latent_tokens(frames)

@@ -1,0 +1,111 @@
+"""DecoupledQueryEncoder: a clip -> spatial and temporal continuous latent tokens.
+
+Two trunks read the patch grid ``v`` (``(B, 1+k, g, g, D)`` from :class:`PatchEmbed`):
+
+- the spatial trunk, ``enc_spatial_depth`` self-attention blocks over the ``g*g`` patches of
+  slice 0 (the first frame: appearance);
+- the temporal trunk, ``enc_temporal_depth`` self-attention blocks over time at each patch
+  location of ``delta-v[j] = v[j] - v[j-1]``, ``j = 1..k`` (motion, not appearance).
+
+Two query streams read the trunks. ``Ls`` learned spatial queries pass through
+``enc_spatial_depth`` blocks; block ``i`` cross-attends to spatial-trunk block ``i``'s output.
+``Lt = G*G*q`` learned temporal queries (``q`` per cell of a ``G x G`` grid over the patch grid)
+pass through ``enc_temporal_depth`` blocks; block ``i`` lets the ``q`` queries of a cell attend to
+each other and cross-attend to temporal-trunk block ``i``'s output at the cell's locations
+(all ``k`` time steps). With ``G = g`` and ``q = 1`` this is the paper's one temporal query per
+patch location. A DQAE module of the paper is here one trunk block plus one query block.
+
+Each stream ends with LayerNorm -> Linear(D, 2e) -> l2-normalisation of each ``e``-wide half
+(each half is matched against its own codebook by cosine similarity, see
+:mod:`sweettok.models.quantizer`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import nn
+
+from sweettok.models.config import SweetTokConfig
+from sweettok.models.dqae import DQAEBlock
+
+__all__ = ["DecoupledQueryEncoder", "normalize_halves"]
+
+
+def normalize_halves(z: torch.Tensor) -> torch.Tensor:
+    """l2-normalise the two ``e``-wide halves of ``(..., 2e)`` latents separately."""
+    e = z.shape[-1] // 2
+    return torch.cat([F.normalize(z[..., :e], dim=-1), F.normalize(z[..., e:], dim=-1)], dim=-1)
+
+
+def _block(cfg: SweetTokConfig, cross: bool) -> DQAEBlock:
+    return DQAEBlock(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.dropout, cross=cross)
+
+
+class DecoupledQueryEncoder(nn.Module):
+    """Patch grid -> continuous latents.
+
+    ``forward(v)`` takes the embedded grid ``(B, S, g, g, D)`` (``S = 1 + k`` slices) and returns
+    ``(zs, zt)``: spatial latents ``(B, Ls, 2e)`` and temporal latents ``(B, Lt, 2e)``, each half
+    unit-norm; ``zt`` is None when ``S == 1`` (an image has no motion).
+    """
+
+    def __init__(self, cfg: SweetTokConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.width
+        scale = d**-0.5
+        self.grid_pos = nn.Parameter(scale * torch.randn(cfg.num_patches, d))
+        self.spatial_trunk = nn.ModuleList(_block(cfg, cross=False) for _ in range(cfg.enc_spatial_depth))
+        self.spatial_queries = nn.Parameter(scale * torch.randn(cfg.spatial_queries, d))
+        self.spatial_query_pos = nn.Parameter(scale * torch.randn(cfg.spatial_queries, d))
+        self.spatial_query_blocks = nn.ModuleList(_block(cfg, cross=True) for _ in range(cfg.enc_spatial_depth))
+        self.spatial_out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.latent_dim))
+        if cfg.has_temporal:
+            # Delta index j = 1..k has its own embedding; differences cancel any slice embedding.
+            self.delta_pos = nn.Parameter(scale * torch.randn(cfg.max_slices - 1, d))
+            self.temporal_trunk = nn.ModuleList(_block(cfg, cross=False) for _ in range(cfg.enc_temporal_depth))
+            self.temporal_queries = nn.Parameter(scale * torch.randn(cfg.temporal_queries, d))
+            self.temporal_query_pos = nn.Parameter(scale * torch.randn(cfg.temporal_queries, d))
+            self.temporal_query_blocks = nn.ModuleList(
+                _block(cfg, cross=True) for _ in range(cfg.enc_temporal_depth)
+            )
+            self.temporal_out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.latent_dim))
+
+    def forward(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b, s = v.shape[:2]
+        zs = self._spatial(v[:, 0])
+        zt = self._temporal(v) if s > 1 else None
+        return zs, zt
+
+    def _spatial(self, first: torch.Tensor) -> torch.Tensor:
+        """``first``: ``(B, g, g, D)`` slice-0 features -> ``(B, Ls, 2e)``."""
+        b = first.shape[0]
+        x = rearrange(first, "b h w d -> b (h w) d") + self.grid_pos
+        q = repeat(self.spatial_queries + self.spatial_query_pos, "l d -> b l d", b=b)
+        for trunk, query in zip(self.spatial_trunk, self.spatial_query_blocks):
+            x = trunk(x)
+            q = query(q, x)
+        return normalize_halves(self.spatial_out(q))
+
+    def _temporal(self, v: torch.Tensor) -> torch.Tensor:
+        """``v``: ``(B, S, g, g, D)`` with ``S >= 2`` -> ``(B, Lt, 2e)``."""
+        cfg = self.cfg
+        b, s, g = v.shape[0], v.shape[1], v.shape[2]
+        c, n_q, big_g = cfg.cell_size, cfg.temporal_queries_per_cell, cfg.query_grid
+        delta = v[:, 1:] - v[:, :-1]  # (B, k, g, g, D): motion between consecutive slices
+        grid_pos = rearrange(self.grid_pos, "(h w) d -> h w d", h=g)
+        x = delta + grid_pos + self.delta_pos[: s - 1, None, None, :]
+        x = rearrange(x, "b t h w d -> (b h w) t d")
+        q = repeat(
+            self.temporal_queries + self.temporal_query_pos,
+            "(g1 g2 m) d -> (b g1 g2) m d", b=b, g1=big_g, g2=big_g, m=n_q,
+        )
+        for trunk, query in zip(self.temporal_trunk, self.temporal_query_blocks):
+            x = trunk(x)
+            # A cell's queries see every time step at each of its c*c locations.
+            ctx = rearrange(x, "(b g1 s1 g2 s2) t d -> (b g1 g2) (t s1 s2) d", b=b, g1=big_g, g2=big_g, s1=c, s2=c)
+            q = query(q, ctx)
+        q = rearrange(q, "(b g1 g2) m d -> b (g1 g2 m) d", b=b, g1=big_g, g2=big_g)
+        return normalize_halves(self.temporal_out(q))
