@@ -7,6 +7,7 @@ column is an error that names it.
 
 from __future__ import annotations
 
+import pandas as pd
 import pandera.pandas as pa
 from pandera.pandas import Check, Column, DataFrameSchema
 
@@ -92,6 +93,36 @@ ClipIndexSchema = DataFrameSchema(
     name="clip_index",
 )
 
+ProxyCodeIndexSchema = DataFrameSchema(
+    {
+        "clip_id": Column(str, _nonempty, unique=True),
+        "split": Column(str, Check.isin(SPLITS)),
+        "slices": Column(int, Check.ge(1)),
+        "grid_h": Column(int, Check.ge(1)),
+        "grid_w": Column(int, Check.ge(1)),
+        "shard": Column(str, Check.str_matches(r"^shard_\d{5}\.bin$")),
+        "offset": Column(int, Check.ge(0)),
+        "checksum": Column(str, Check.str_matches(r"^[0-9a-f]{32}$")),
+    },
+    strict=True,
+    coerce=True,
+    name="proxy_code_index",
+)
+
+ReconstructionMetricsSchema = DataFrameSchema(
+    {
+        "method": Column(str, _nonempty, unique=True),
+        # latent tokens per clip; empty for the trivial baselines, which are not tokenizers
+        "tokens": Column(pd.Int64Dtype(), Check.ge(1), nullable=True),
+        "psnr": Column(float, Check.in_range(0.0, 100.0)),
+        "ssim": Column(float, Check.in_range(-1.0, 1.0)),
+        "lpips": Column(float, Check.ge(0.0)),
+    },
+    strict=True,
+    coerce=True,
+    name="reconstruction_metrics",
+)
+
 CodebookWordsSchema = DataFrameSchema(
     {
         "word": Column(str, _nonempty),
@@ -117,4 +148,6 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     "captions": CaptionsSchema,
     "clip_index": ClipIndexSchema,
     "codebook_words": CodebookWordsSchema,
+    "proxy_code_index": ProxyCodeIndexSchema,
+    "reconstruction_metrics": ReconstructionMetricsSchema,
 }

@@ -109,7 +109,11 @@ def clip_checksum(clip: np.ndarray) -> str:
 
 
 class ShardWriter:
-    """Appends uint8 clips to ``shard_NNNNN.bin`` files, starting a new one past the size limit."""
+    """Appends raw arrays to ``shard_NNNNN.bin`` files, starting a new one past the size limit.
+
+    The bytes are written as they are (C order, the array's own dtype); the reader's index
+    holds the shape and dtype.
+    """
 
     def __init__(self, shard_dir: Path, shard_bytes: int):
         self.dir = shard_dir
@@ -132,8 +136,8 @@ class ShardWriter:
     def name(self) -> str:
         return f"shard_{self.index:05d}.bin"
 
-    def write(self, clip: np.ndarray) -> tuple[str, int]:
-        data = np.ascontiguousarray(clip, dtype=np.uint8).tobytes()
+    def write(self, array: np.ndarray) -> tuple[str, int]:
+        data = np.ascontiguousarray(array).tobytes()
         if self.file is None or (self.offset and self.offset + len(data) > self.limit):
             self._next()
         offset = self.offset
@@ -183,7 +187,7 @@ def build_clip_cache(manifest: pd.DataFrame, cfg: ClipCacheConfig, progress: boo
                 decoded = dict(zip(wanted, read_frames(path, wanted)))
                 windows = [(s, np.stack([decoded[int(s + o)] for o in offsets])) for s in starts]
             for start, frames in windows:
-                clip = resize_and_crop(frames, cfg.resolution)
+                clip = resize_and_crop(frames, cfg.resolution)  # uint8
                 shard, offset = writer.write(clip)
                 rows.append({
                     "clip_id": f"{video.video_id}@{start}",

@@ -1,0 +1,14 @@
+"""`reconstruction`: the trained tokenizer, the proxy tokenizer and trivial baselines on the test clips."""
+
+from kedro.pipeline import Node, Pipeline
+
+from sweettok.pipelines.reconstruction.nodes import evaluate_reconstruction
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline([
+        Node(evaluate_reconstruction,
+             ["clip_index", "tokenizer_model", "proxy_model", "language_codebook", "params:patchify",
+              "params:reconstruction"],
+             ["reconstruction_metrics", "reconstruction_examples"], name="evaluate_reconstruction"),
+    ])

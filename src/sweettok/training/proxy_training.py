@@ -1,0 +1,183 @@
+"""Training the proxy tokenizer, and writing its code ids for every cached clip.
+
+Loss: ``l2_weight * MSE + lpips_weight * LPIPS + vq_loss`` on the clip cache's training
+split. LPIPS runs on ``lpips_frames`` randomly chosen frames per clip (all frames when 0),
+which keeps the perceptual term affordable on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from sweettok.data.clips import ClipDataset
+from sweettok.data.codes import CodeTable, write_code_shards
+from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
+from sweettok.training.checkpoint import MODEL_FILE, load_module_weights, read_checkpoint_config
+from sweettok.training.ema import EMA
+from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainResult, train
+from sweettok.training.schedule import OptimizerConfig, ScheduleConfig, build_adamw, build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+def _from_dict(cls, d: Mapping[str, Any], where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown parameter(s) {unknown}; known: {sorted(known)}")
+    return cls(**dict(d))
+
+
+@dataclass(frozen=True)
+class ProxyTrainingConfig:
+    """Parameters of the ``proxy`` pipeline (``conf/*/parameters_proxy.yml``).
+
+    Attributes:
+        model: `ProxyTokenizerConfig` fields.
+        optimizer: `OptimizerConfig` fields.
+        schedule: ``warmup_steps`` and ``min_lr_ratio`` (the cosine ends at ``loop.total_steps``).
+        loop: `LoopConfig` fields.
+        l2_weight, lpips_weight: weights of the reconstruction terms.
+        lpips_frames: frames per clip scored by LPIPS during training (0: all).
+        ema_decay: EMA of the weights (``null``: none; the codes are written with the EMA
+            weights when there is one).
+        run_dir: checkpoints, log and loss curve.
+        code_shard_dir: where the code id shards go.
+        encode_batch_size: clips per forward pass when writing codes.
+    """
+
+    model: dict = field(default_factory=dict)
+    optimizer: dict = field(default_factory=dict)
+    schedule: dict = field(default_factory=dict)
+    loop: dict = field(default_factory=lambda: {"total_steps": 100})
+    l2_weight: float = 1.0
+    lpips_weight: float = 0.1
+    lpips_frames: int = 4
+    ema_decay: float | None = None
+    run_dir: str = "data/06_models/proxy"
+    code_shard_dir: str = "data/05_model_input/proxy_codes"
+    encode_batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        # build every typed part now, so a bad key fails before any work starts
+        self.model_config
+        self.loop_config
+        self.optimizer_config
+        self.schedule_config
+        if self.lpips_frames < 0:
+            raise ValueError(f"proxy.lpips_frames={self.lpips_frames}: must be >= 0")
+        if self.l2_weight < 0 or self.lpips_weight < 0:
+            raise ValueError("proxy.l2_weight and proxy.lpips_weight must be >= 0")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"proxy.ema_decay={self.ema_decay}: must be in (0, 1) or null")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ProxyTrainingConfig":
+        return _from_dict(cls, d, "proxy")
+
+    @property
+    def model_config(self) -> ProxyTokenizerConfig:
+        return ProxyTokenizerConfig.from_dict(dict(self.model))
+
+    @property
+    def loop_config(self) -> LoopConfig:
+        return LoopConfig.from_dict(self.loop)
+
+    @property
+    def optimizer_config(self) -> OptimizerConfig:
+        return _from_dict(OptimizerConfig, self.optimizer, "proxy.optimizer")
+
+    @property
+    def schedule_config(self) -> ScheduleConfig:
+        return ScheduleConfig(total_steps=self.loop_config.total_steps, **self.schedule)
+
+
+def frame_subset(frames: int, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Sorted indices of ``n`` random frames out of ``frames`` (all of them when ``n`` is 0 or too large)."""
+    if n == 0 or n >= frames:
+        return torch.arange(frames, device=device)
+    return torch.randperm(frames)[:n].sort().values.to(device)
+
+
+def train_proxy(clips: ClipDataset, cfg: ProxyTrainingConfig, provenance: Mapping[str, Any] | None = None) -> TrainResult:
+    """Train the proxy tokenizer on ``clips``; checkpoints go to ``cfg.run_dir``."""
+    from sweettok.metrics import LPIPS
+
+    model = ProxyTokenizer(cfg.model_config)
+    optimizer = build_adamw(model, cfg.optimizer_config)
+    scheduler = build_scheduler(optimizer, cfg.schedule_config)
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
+    lpips = LPIPS() if cfg.lpips_weight > 0 else None
+
+    def step_fn(batch: dict, ctx: StepContext) -> StepOutput:
+        if lpips is not None:
+            lpips.to(ctx.device)
+        clip = batch["clip"]
+        out = ctx.modules["model"](clip)
+        mse = F.mse_loss(out.reconstruction, clip)
+        loss = cfg.l2_weight * mse + out.vq_loss
+        logs = {"mse": mse.detach(), "vq": out.vq_loss.detach(), "perplexity": out.perplexity,
+                "usage": out.usage_fraction}
+        if lpips is not None:
+            idx = frame_subset(clip.shape[2], cfg.lpips_frames, clip.device)
+            perceptual = lpips(out.reconstruction.index_select(2, idx), clip.index_select(2, idx)).mean()
+            loss = loss + cfg.lpips_weight * perceptual
+            logs["lpips"] = perceptual.detach()
+        return StepOutput(losses={"model": loss}, logs=logs)
+
+    return train(step_fn, model, optimizer, scheduler, ema, clips, cfg.loop_config, run_dir=cfg.run_dir,
+                 model_config={"kind": "proxy_tokenizer", **cfg.model_config.to_dict()}, provenance=provenance)
+
+
+def load_proxy(checkpoint: str | Path, use_ema: bool = True) -> ProxyTokenizer:
+    """A trained proxy tokenizer from a checkpoint directory (EMA weights when present), in eval mode."""
+    path = Path(checkpoint)
+    config = dict(read_checkpoint_config(path)["model_config"])
+    kind = config.pop("kind", None)
+    if kind != "proxy_tokenizer":
+        raise ValueError(f"{path}: not a proxy tokenizer checkpoint (kind={kind!r})")
+    model = ProxyTokenizer(ProxyTokenizerConfig.from_dict(config))
+    weights = path / "ema.safetensors"
+    load_module_weights(model, weights if use_ema and weights.is_file() else path / MODEL_FILE)
+    return model.eval()
+
+
+@torch.no_grad()
+def encode_clips(model: ProxyTokenizer, clips: ClipDataset, batch_size: int = 16,
+                 device: torch.device | str = "cpu", progress: bool = True) -> Iterator[tuple[str, str, np.ndarray]]:
+    """Yield ``(clip_id, split, ids (1+k, h, w))`` for every clip, in dataset order."""
+    from tqdm.auto import tqdm
+
+    model = model.to(device).eval()
+    splits = clips.index["split"].tolist()
+    for start in tqdm(range(0, len(clips), batch_size), desc="proxy codes", disable=not progress):
+        rows = range(start, min(start + batch_size, len(clips)))
+        items = [clips[i] for i in rows]
+        ids = model.encode(torch.stack([it["clip"] for it in items]).to(device)).cpu().numpy()
+        for i, it, grid in zip(rows, items, ids):
+            yield it["clip_id"], splits[i], grid
+
+
+def write_proxy_codes(model: ProxyTokenizer, clips: ClipDataset, cfg: ProxyTrainingConfig,
+                      device: torch.device | str = "cpu") -> pd.DataFrame:
+    """Encode every clip with the proxy tokenizer and store the ids; return the code index."""
+    index = write_code_shards(encode_clips(model, clips, cfg.encode_batch_size, device), cfg.code_shard_dir)
+    counts = np.zeros(model.cfg.codebook_size, np.int64)
+    table = CodeTable(index, cfg.code_shard_dir)
+    for clip_id in index["clip_id"]:
+        counts += np.bincount(table.get(clip_id).ravel(), minlength=len(counts))
+    p = counts / max(counts.sum(), 1)
+    perplexity = float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum()))
+    log.info("proxy codes: %d clips, grid %s, %d of %d codes used, perplexity %.1f",
+             len(index), tuple(index.iloc[0][["slices", "grid_h", "grid_w"]]) if len(index) else (),
+             int((counts > 0).sum()), len(counts), perplexity)
+    return index

@@ -1,0 +1,269 @@
+"""SweetTok's two training phases (SPEC section 4).
+
+Phase 1 ("with proxy code"): the decoder predicts the proxy tokenizer's code ids;
+loss = cross-entropy + ``mlc_weight`` * MLC loss.
+
+Phase 2 ("without proxy code"): patch embedding, encoder (trunks and queries) and the
+quantizer are frozen; the decoder's logits go through a softmax, a weighted sum of the
+proxy codebook and the proxy's pixel decoder (trained) to pixels. Loss = L2 + LPIPS +
+a hinge 3-D PatchGAN term (the discriminator starts at ``disc_start`` with its own
+optimiser) + LeCam regularisation of the discriminator.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sweettok.models.codebook_prior import CodebookPrior
+from sweettok.models.config import SweetTokConfig
+from sweettok.models.discriminator import DiscriminatorConfig, LeCamEMA, PatchDiscriminator3D, hinge_d_loss, hinge_g_loss
+from sweettok.models.proxy import ProxyTokenizer
+from sweettok.models.sweettok import SweetTok
+from sweettok.training.checkpoint import MODEL_FILE, load_module_weights, read_checkpoint_config
+from sweettok.training.ema import EMA
+from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainPart, TrainResult, train
+from sweettok.training.proxy_training import frame_subset
+from sweettok.training.schedule import OptimizerConfig, ScheduleConfig, build_adamw, build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+def _from_dict(cls, d: Mapping[str, Any], where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown parameter(s) {unknown}; known: {sorted(known)}")
+    return cls(**dict(d))
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """Parameters of one training phase (``conf/*/parameters_tokenizer.yml``).
+
+    Attributes:
+        optimizer, schedule, loop: `OptimizerConfig`, warm-up/min-ratio, `LoopConfig` fields.
+        ema_decay: EMA of the trained weights (SPEC: 0.999); evaluation uses the EMA weights.
+        run_dir: checkpoints, log, loss curve.
+        mlc_weight: phase 1: weight of the MLC loss next to the cross-entropy.
+        l2_weight, lpips_weight, lpips_frames: phase 2 reconstruction terms.
+        gan_weight, disc_start, lecam_weight: phase 2 adversarial terms.
+        discriminator, disc_optimizer: phase 2 discriminator architecture and AdamW.
+    """
+
+    optimizer: dict = field(default_factory=dict)
+    schedule: dict = field(default_factory=dict)
+    loop: dict = field(default_factory=lambda: {"total_steps": 100})
+    ema_decay: float | None = 0.999
+    run_dir: str = "data/06_models/phase1"
+    mlc_weight: float = 1.0
+    l2_weight: float = 1.0
+    lpips_weight: float = 0.1
+    lpips_frames: int = 4
+    gan_weight: float = 0.01
+    disc_start: int = 20000
+    lecam_weight: float = 0.001
+    discriminator: dict = field(default_factory=dict)
+    disc_optimizer: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.loop_config
+        self.optimizer_config
+        self.schedule_config
+        self.discriminator_config
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay={self.ema_decay}: must be in (0, 1) or null")
+        for name in ("mlc_weight", "l2_weight", "lpips_weight", "gan_weight", "lecam_weight", "lpips_frames",
+                     "disc_start"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 0")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "tokenizer") -> "PhaseConfig":
+        return _from_dict(cls, d, where)
+
+    @property
+    def loop_config(self) -> LoopConfig:
+        return LoopConfig.from_dict(self.loop)
+
+    @property
+    def optimizer_config(self) -> OptimizerConfig:
+        return _from_dict(OptimizerConfig, self.optimizer, "optimizer")
+
+    @property
+    def disc_optimizer_config(self) -> OptimizerConfig:
+        return _from_dict(OptimizerConfig, self.disc_optimizer, "disc_optimizer")
+
+    @property
+    def schedule_config(self) -> ScheduleConfig:
+        return ScheduleConfig(total_steps=self.loop_config.total_steps, **self.schedule)
+
+    @property
+    def discriminator_config(self) -> DiscriminatorConfig:
+        return DiscriminatorConfig.from_dict(dict(self.discriminator))
+
+
+# ---------------------------------------------------------------------------- phase 1
+
+
+def train_phase1(model: SweetTok, dataset, cfg: PhaseConfig, provenance: Mapping[str, Any] | None = None) -> TrainResult:
+    """Train SweetTok to predict proxy code ids; ``dataset`` items carry ``clip`` and ``codes``."""
+    optimizer = build_adamw(model, cfg.optimizer_config)
+    scheduler = build_scheduler(optimizer, cfg.schedule_config)
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
+
+    def step_fn(batch: dict, ctx: StepContext) -> StepOutput:
+        logits, mlc_loss, stats = ctx.modules["model"](batch["clip"])
+        ce = F.cross_entropy(logits, batch["codes"])
+        accuracy = (logits.argmax(1) == batch["codes"]).float().mean()
+        logs = {"ce": ce.detach(), "mlc": mlc_loss.detach(), "accuracy": accuracy,
+                **{k: v for k, v in stats.items() if k.endswith(("perplexity", "used"))}}
+        return StepOutput(losses={"model": ce + cfg.mlc_weight * mlc_loss}, logs=logs)
+
+    return train(step_fn, model, optimizer, scheduler, ema, dataset, cfg.loop_config, run_dir=cfg.run_dir,
+                 model_config={"kind": "sweettok", **model.cfg.to_dict()}, provenance=provenance)
+
+
+# ---------------------------------------------------------------------------- phase 2
+
+
+class PixelTokenizer(nn.Module):
+    """SweetTok with pixel output: decoder logits -> softmax -> proxy codebook -> proxy pixel decoder.
+
+    Only ``sweettok.decoder`` and the proxy's pixel decoder (``decoder``, ``head_first``,
+    ``head_tube``) are trainable; everything up to the quantized latents, and the proxy's
+    encoder and codebook, are frozen.
+    """
+
+    PROXY_DECODER = ("decoder.", "head_first.", "head_tube.")
+
+    def __init__(self, sweettok: SweetTok, proxy: ProxyTokenizer):
+        super().__init__()
+        if sweettok.cfg.proxy_vocab_size != proxy.cfg.codebook_size:
+            raise ValueError(f"model.proxy_vocab_size={sweettok.cfg.proxy_vocab_size} but the proxy tokenizer has "
+                             f"{proxy.cfg.codebook_size} codes")
+        self.sweettok = sweettok
+        self.proxy = proxy
+        for name, p in self.named_parameters():
+            p.requires_grad_(name.startswith("sweettok.decoder.")
+                             or any(name.startswith("proxy." + pre) for pre in self.PROXY_DECODER))
+
+    def freeze_modes(self) -> None:
+        """Frozen parts run in eval mode (no dropout) even while the rest trains."""
+        for module in (self.sweettok.patch_embed, self.sweettok.encoder, self.sweettok.quantizer, self.proxy):
+            module.eval()
+        for name in ("decoder", "head_first", "head_tube"):
+            getattr(self.proxy, name).train(self.training)
+
+    def logits_to_pixels(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, V, S, g, g)`` -> clip ``(B, C, T, H, W)``."""
+        probs = logits.float().softmax(dim=1)
+        codes = torch.einsum("bvsgh,vd->bdsgh", probs, self.proxy.codebook_vectors())
+        return self.proxy.decode_codes(codes)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clip -> (quantized latents, ids), without gradient (the encoder is frozen)."""
+        with torch.no_grad():
+            latents, ids, _ = self.sweettok.encode(x)
+        return latents, ids
+
+    def decode_latents(self, latents: torch.Tensor, frames: int) -> torch.Tensor:
+        return self.logits_to_pixels(self.sweettok.decode_latents(latents, frames))
+
+    def decode_ids(self, ids: torch.Tensor, frames: int) -> torch.Tensor:
+        return self.logits_to_pixels(self.sweettok.decode_ids(ids, frames))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct clips ``(B, C, T, H, W)`` in [-0.5, 0.5] (unbounded output)."""
+        latents, _ = self.encode(x)
+        return self.decode_latents(latents, x.shape[2] if x.ndim == 5 else 1)
+
+
+def train_phase2(model: PixelTokenizer, dataset, cfg: PhaseConfig,
+                 provenance: Mapping[str, Any] | None = None) -> TrainResult:
+    """Train the decoders for pixels with L2 + LPIPS + PatchGAN (+ LeCam)."""
+    from sweettok.metrics import LPIPS
+
+    optimizer = build_adamw(model, cfg.optimizer_config)
+    scheduler = build_scheduler(optimizer, cfg.schedule_config)
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
+    lpips = LPIPS() if cfg.lpips_weight > 0 else None
+    disc = PatchDiscriminator3D(cfg.discriminator_config)
+    disc_opt = build_adamw(disc, cfg.disc_optimizer_config)
+    lecam = LeCamEMA()
+    use_gan = cfg.gan_weight > 0 and cfg.disc_start < cfg.loop_config.total_steps
+
+    def step_fn(batch: dict, ctx: StepContext) -> StepOutput:
+        raw_model = ctx.raw["model"]
+        raw_model.freeze_modes()
+        clip = batch["clip"]
+        recon = ctx.modules["model"](clip)
+        mse = F.mse_loss(recon, clip)
+        loss = cfg.l2_weight * mse
+        logs: dict[str, Any] = {"mse": mse.detach()}
+        if lpips is not None:
+            lpips.to(ctx.device)
+            idx = frame_subset(clip.shape[2], cfg.lpips_frames, clip.device)
+            perceptual = lpips(recon.index_select(2, idx), clip.index_select(2, idx)).mean()
+            loss = loss + cfg.lpips_weight * perceptual
+            logs["lpips"] = perceptual.detach()
+        losses = {}
+        if use_gan and ctx.step >= cfg.disc_start:
+            g_loss = hinge_g_loss(ctx.raw["discriminator"](recon))
+            loss = loss + cfg.gan_weight * g_loss
+            real_logits = ctx.modules["discriminator"](clip)
+            fake_logits = ctx.modules["discriminator"](recon.detach())
+            d_loss = hinge_d_loss(real_logits, fake_logits)
+            if cfg.lecam_weight > 0:
+                lecam.to(ctx.device)
+                d_loss = d_loss + cfg.lecam_weight * lecam.penalty(real_logits, fake_logits)
+                lecam.update(real_logits.detach(), fake_logits.detach())
+            losses["discriminator"] = d_loss
+            logs.update(g_loss=g_loss.detach(), d_loss=d_loss.detach())
+        losses["model"] = loss
+        return StepOutput(losses=losses, logs=logs)
+
+    return train(step_fn, model, optimizer, scheduler, ema, dataset, cfg.loop_config, run_dir=cfg.run_dir,
+                 model_config={"kind": "sweettok_pixel", "sweettok": model.sweettok.cfg.to_dict(),
+                               "proxy": model.proxy.cfg.to_dict()},
+                 extra_parts={"discriminator": TrainPart(disc, disc_opt, None)}, provenance=provenance)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _weights(path: Path, use_ema: bool) -> Path:
+    ema = path / "ema.safetensors"
+    return ema if use_ema and ema.is_file() else path / MODEL_FILE
+
+
+def load_sweettok(checkpoint: str | Path, prior: CodebookPrior, use_ema: bool = True) -> SweetTok:
+    """SweetTok (phase-1 form) from a checkpoint directory and the prior it was built with."""
+    path = Path(checkpoint)
+    config = dict(read_checkpoint_config(path)["model_config"])
+    if config.pop("kind", None) != "sweettok":
+        raise ValueError(f"{path}: not a SweetTok phase-1 checkpoint")
+    model = SweetTok(SweetTokConfig.from_dict(config), prior)
+    load_module_weights(model, _weights(path, use_ema))
+    return model.eval()
+
+
+def load_pixel_tokenizer(checkpoint: str | Path, prior: CodebookPrior, use_ema: bool = True) -> PixelTokenizer:
+    """The phase-2 tokenizer (SweetTok + proxy pixel decoder) from a checkpoint directory."""
+    path = Path(checkpoint)
+    config = read_checkpoint_config(path)["model_config"]
+    if config.get("kind") != "sweettok_pixel":
+        raise ValueError(f"{path}: not a SweetTok phase-2 checkpoint")
+    from sweettok.models.proxy import ProxyTokenizerConfig
+
+    model = PixelTokenizer(SweetTok(SweetTokConfig.from_dict(dict(config["sweettok"])), prior),
+                           ProxyTokenizer(ProxyTokenizerConfig.from_dict(dict(config["proxy"]))))
+    load_module_weights(model, _weights(path, use_ema))
+    return model.eval()

@@ -1,0 +1,78 @@
+"""End to end: `kedro run --pipeline tokenizer` on a tiny generated dataset with tiny models.
+
+This checks the plumbing (every node, dataset, schema and checkpoint hand-off) in about a
+minute; how well the default profile learns is measured by the full run, not here.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from sweettok.schemas import ProxyCodeIndexSchema, ReconstructionMetricsSchema
+from sweettok.training.checkpoint import is_complete, read_checkpoint_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _base(name: str) -> dict:
+    return yaml.safe_load((REPO / "conf" / "base" / f"parameters_{name}.yml").read_text())
+
+
+def _tiny_loop(block: dict, steps: int) -> None:
+    block["loop"].update(total_steps=steps, batch_size=2, checkpoint_every=steps, log_every=1, progress=False)
+    block["schedule"]["warmup_steps"] = 1
+
+
+def test_tokenizer_pipeline_end_to_end(kedro_project):
+    proxy = _base("proxy")["proxy"]
+    proxy["model"].update(hidden_dim=16, num_blocks=1, codebook_size=64, restart_every=0)
+    _tiny_loop(proxy, 3)
+    model = _base("model")["model"]
+    model.update(resolution=32, width=32, heads=2, enc_spatial_depth=2, enc_temporal_depth=1, dec_spatial_depth=2,
+                 dec_temporal_depth=1, dec_temporal_after=[1], spatial_queries=4, temporal_query_grid=4,
+                 codebook_dim=8, gcn_hidden=16, proxy_vocab_size=64, head_hidden=32)
+    tok = _base("tokenizer")
+    _tiny_loop(tok["tokenizer_phase1"], 3)
+    _tiny_loop(tok["tokenizer_phase2"], 4)
+    tok["tokenizer_phase2"]["disc_start"] = 2  # the discriminator trains in the last two steps
+    tok["tokenizer_phase2"]["discriminator"].update(base_channels=8, num_downsamples=2)
+    codebook = _base("codebook")["codebook"]
+    codebook["general_words"] = {k: 20 for k in codebook["general_words"]}
+    kedro_project.set_params({
+        "ingest": {
+            "source": "synthetic", "root": "data/01_raw/tiny", "layout": "auto", "split_index": 1, "min_frames": 9,
+            "synthetic": {"n_classes": 8, "groups": 2, "clips_per_group": 1, "test_groups": 1, "frames": 24,
+                          "height": 32, "width": 40, "seed": 2, "workers": 1},
+        },
+        "patchify": {"frames": 9, "resolution": 32, "frame_stride": 1, "train_clips_per_video": 1,
+                     "shard_dir": "data/03_primary/clip_shards", "shard_size_mb": 64},
+        "codebook": codebook, "proxy": proxy, "model": model, **tok,
+    })
+    kedro_project.run("--pipeline", "tokenizer", timeout=900)
+    p = kedro_project.path
+
+    proxy_model = json.loads((p / "data/06_models/proxy_model.json").read_text())
+    assert proxy_model["step"] == 3 and is_complete(p / proxy_model["checkpoint"])
+    codes = ProxyCodeIndexSchema.validate(pd.read_parquet(p / "data/05_model_input/proxy_code_index.parquet"))
+    assert len(codes) == 16 and (codes[["slices", "grid_h", "grid_w"]].values == [3, 4, 4]).all()
+
+    final = json.loads((p / "data/06_models/tokenizer_model.json").read_text())
+    assert final["kind"] == "sweettok_pixel" and final["step"] == 4
+    cfg = read_checkpoint_config(p / final["checkpoint"])
+    assert cfg["model_config"]["sweettok"]["proxy_vocab_size"] == 64
+    assert (p / final["checkpoint"] / "discriminator.safetensors").is_file()
+    for phase in ("tokenizer_phase1", "tokenizer_phase2", "proxy"):
+        log = pd.read_csv(p / "data/06_models" / phase / "train_log.csv")
+        assert len(log) >= 3 and log["loss/model"].notna().all()
+        assert (p / "data/06_models" / phase / "loss_curves.png").stat().st_size > 1000
+    assert "loss/discriminator" in pd.read_csv(p / "data/06_models/tokenizer_phase2/train_log.csv").columns
+
+    metrics = ReconstructionMetricsSchema.validate(pd.read_csv(p / "data/08_reporting/reconstruction_metrics.csv"))
+    assert list(metrics["method"]) == ["SweetTok", "proxy tokenizer", "every frame = first frame",
+                                       "every frame = mean frame"]
+    tokens = dict(zip(metrics["method"], metrics["tokens"]))
+    assert tokens["SweetTok"] == 4 + 16 and tokens["proxy tokenizer"] == 3 * 4 * 4
+    assert metrics["tokens"].isna().sum() == 2
+    assert (p / "data/08_reporting/reconstruction_examples.png").stat().st_size > 10_000
