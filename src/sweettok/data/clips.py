@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from sweettok.data.video import read_frames
+from sweettok.typed_params import from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +66,7 @@ class ClipCacheConfig:
 
     @classmethod
     def from_dict(cls, params: dict) -> "ClipCacheConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"patchify: unknown parameter(s) {unknown}; known: {sorted(known)}")
-        return cls(**params)
+        return from_mapping(cls, params, "patchify")
 
 
 def window_starts(n_frames: int, frames: int, stride: int, split: str, train_clips: int) -> list[int]:

@@ -34,10 +34,12 @@ import json
 import logging
 import math
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from sweettok.typed_params import from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +146,7 @@ class SyntheticConfig:
 
     @classmethod
     def from_dict(cls, params: dict) -> "SyntheticConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"synthetic: unknown parameter(s) {unknown}; known: {sorted(known)}")
-        return cls(**params)
+        return from_mapping(cls, params, "synthetic")
 
     @property
     def classes(self) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,9 @@ from sweettok.training.checkpoint import MODEL_FILE, load_module_weights, read_c
 from sweettok.training.ema import EMA
 from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainResult, train
 from sweettok.training.schedule import OptimizerConfig, ScheduleConfig, build_adamw, build_scheduler
+from sweettok.typed_params import from_mapping
 
 log = logging.getLogger(__name__)
-
-
-def _from_dict(cls, d: Mapping[str, Any], where: str):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown parameter(s) {unknown}; known: {sorted(known)}")
-    return cls(**dict(d))
 
 
 @dataclass(frozen=True)
@@ -82,7 +75,7 @@ class ProxyTrainingConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ProxyTrainingConfig":
-        return _from_dict(cls, d, "proxy")
+        return from_mapping(cls, d, "proxy")
 
     @property
     def model_config(self) -> ProxyTokenizerConfig:
@@ -94,7 +87,7 @@ class ProxyTrainingConfig:
 
     @property
     def optimizer_config(self) -> OptimizerConfig:
-        return _from_dict(OptimizerConfig, self.optimizer, "proxy.optimizer")
+        return from_mapping(OptimizerConfig, self.optimizer, "proxy.optimizer")
 
     @property
     def schedule_config(self) -> ScheduleConfig:

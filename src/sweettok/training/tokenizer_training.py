@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +32,9 @@ from sweettok.training.ema import EMA
 from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainPart, TrainResult, train
 from sweettok.training.proxy_training import frame_subset
 from sweettok.training.schedule import OptimizerConfig, ScheduleConfig, build_adamw, build_scheduler
+from sweettok.typed_params import from_mapping
 
 log = logging.getLogger(__name__)
-
-
-def _from_dict(cls, d: Mapping[str, Any], where: str):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown parameter(s) {unknown}; known: {sorted(known)}")
-    return cls(**dict(d))
 
 
 @dataclass(frozen=True)
@@ -87,7 +80,7 @@ class PhaseConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "tokenizer") -> "PhaseConfig":
-        return _from_dict(cls, d, where)
+        return from_mapping(cls, d, where)
 
     @property
     def loop_config(self) -> LoopConfig:
@@ -95,11 +88,11 @@ class PhaseConfig:
 
     @property
     def optimizer_config(self) -> OptimizerConfig:
-        return _from_dict(OptimizerConfig, self.optimizer, "optimizer")
+        return from_mapping(OptimizerConfig, self.optimizer, "optimizer")
 
     @property
     def disc_optimizer_config(self) -> OptimizerConfig:
-        return _from_dict(OptimizerConfig, self.disc_optimizer, "disc_optimizer")
+        return from_mapping(OptimizerConfig, self.disc_optimizer, "disc_optimizer")
 
     @property
     def schedule_config(self) -> ScheduleConfig:

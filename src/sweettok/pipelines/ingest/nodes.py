@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from sweettok.data.scan import LAYOUTS, scan_dataset
 from sweettok.data.synthetic import SyntheticConfig, generate_dataset
+from sweettok.typed_params import from_mapping
 
 SOURCES = ("synthetic", "path")
 
@@ -42,11 +43,7 @@ class IngestParams:
 
     @classmethod
     def from_dict(cls, params: dict) -> "IngestParams":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"ingest: unknown parameter(s) {unknown}; known: {sorted(known)}")
-        return cls(**params)
+        return from_mapping(cls, params, "ingest")
 
 
 def prepare_dataset(params: dict) -> str:
