@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from sweettok.models.codebook_prior import CodebookPrior
+from sweettok.models.codebook_prior import CodebookPrior, WordGraph
 from sweettok.models.config import SweetTokConfig
+from sweettok.models.encoder import normalize_halves
 from sweettok.models.quantizer import MotionLanguageCodebook
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -108,3 +109,137 @@ def test_prior_too_small_for_topk():
 def test_wrong_latent_width(mlc):
     with pytest.raises(ValueError, match="width 12, expected 2 \\* codebook_dim = 16"):
         mlc.quantize(torch.randn(1, 2, 12), "spatial")
+
+
+# ---------------------------------------------------------------------------- collapse (centred books)
+
+
+def correlated_prior(seed: int = 0, n_mod: int = 40, n_head: int = 60, embed_dim: int = 48) -> CodebookPrior:
+    """Word embeddings like real sentence-encoder vectors: unit vectors around one common mean.
+
+    Mean pairwise cosine about 0.4 (the real MiniLM vocabulary: 0.29); a sparse co-occurrence graph.
+    """
+    g = torch.Generator().manual_seed(seed)
+
+    def graph(mod: str, head: str, pos: tuple[str, str]) -> WordGraph:
+        mean = torch.randn(embed_dim, generator=g)
+        emb = torch.nn.functional.normalize(mean + 1.2 * torch.randn(n_mod + n_head, embed_dim, generator=g), dim=-1)
+        src = torch.randint(0, n_mod, (30,), generator=g)
+        dst = torch.randint(n_mod, n_mod + n_head, (30,), generator=g)
+        pairs = torch.unique(torch.stack([src, dst], 1), dim=0)
+        counts = torch.randint(1, 5, (pairs.shape[0],), generator=g).float()
+        words = [f"{mod}{i}" for i in range(n_mod)] + [f"{head}{i}" for i in range(n_head)]
+        return WordGraph(words, [pos[0]] * n_mod + [pos[1]] * n_head, emb,
+                         torch.cat([pairs.T, pairs.T.flip(0)], 1), torch.cat([counts, counts]))
+
+    return CodebookPrior(graph("adj", "noun", ("ADJ", "NOUN")), graph("adv", "verb", ("ADV", "VERB")))
+
+
+def mean_pairwise_cos(x: torch.Tensor) -> float:
+    x = torch.nn.functional.normalize(x.reshape(-1, x.shape[-1]), dim=-1)
+    n = x.shape[0]
+    c = x @ x.T
+    return float((c.sum() - c.diagonal().sum()) / (n * (n - 1)))
+
+
+def test_correlated_prior_is_realistic():
+    prior = correlated_prior()
+    for graph in (prior.spatial, prior.temporal):
+        assert 0.25 < mean_pairwise_cos(graph.embeddings) < 0.6
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_centred_books_have_no_common_direction(seed):
+    """At initialisation, with correlated embeddings: the books are spread around the origin, the
+    commitment gradient on isotropic latents has no shared direction, and the latents use the books.
+
+    Without centring the entries share one direction (mean cosine > 0.4) and the commitment gradient
+    of every latent points roughly the same way (> 0.45): the start of the collapse."""
+    prior = correlated_prior()
+    cfg = SweetTokConfig(codebook_dim=8, gcn_hidden=32)
+    assert cfg.codebook_center
+    torch.manual_seed(seed)
+    mlc = MotionLanguageCodebook(cfg, prior).eval()
+    raw = MotionLanguageCodebook(cfg.replace(codebook_center=False), prior).eval()
+    raw.load_state_dict(mlc.state_dict())
+    z = torch.randn(16, 32, 16, generator=torch.Generator().manual_seed(10 + seed), requires_grad=True)
+
+    def coherence(model: MotionLanguageCodebook) -> list[float]:
+        out = []
+        for which in ("spatial", "temporal"):
+            (g,) = torch.autograd.grad(model.quantize(z, which).commitment, z)
+            for half in (slice(0, 8), slice(8, 16)):
+                gh = g[..., half].reshape(-1, 8)
+                out.append(float(gh.mean(0).norm() / gh.norm(dim=1).mean()))
+        return out
+
+    with torch.no_grad():
+        books, raw_books = mlc.codebooks(), raw.codebooks()
+    for name in ("adj", "noun", "adv", "verb"):
+        assert abs(mean_pairwise_cos(books[name])) < 0.05
+        assert mean_pairwise_cos(raw_books[name]) > 0.4
+    assert max(coherence(mlc)) < 0.15
+    assert max(coherence(raw)) > 0.45
+    with torch.no_grad():
+        _, ids, _, _ = mlc(z, z)
+    usage = mlc.usage(ids, n_spatial_tokens=32)
+    for name in ("adj", "noun", "adv", "verb"):
+        assert usage[f"{name}_perplexity"] > 30
+        assert usage[f"{name}_used"] > 0.9
+
+
+def _train_mlc_only(center: bool, seed: int, steps: int = 40) -> tuple[float, dict[str, float]]:
+    """A shared encoder (last layer initialised small, as in SweetTok) and the MLC, trained on the MLC
+    loss alone with AdamW at lr 1e-3; returns the latents' mean pairwise cosine and the usage."""
+    torch.manual_seed(seed)
+    mlc = MotionLanguageCodebook(SweetTokConfig(codebook_dim=8, gcn_hidden=32, codebook_center=center),
+                                 correlated_prior())
+    enc = torch.nn.Sequential(torch.nn.Linear(24, 64), torch.nn.GELU(), torch.nn.LayerNorm(64), torch.nn.Linear(64, 16))
+    torch.nn.init.trunc_normal_(enc[-1].weight, std=0.02)
+    torch.nn.init.zeros_(enc[-1].bias)
+    x = torch.randn(8, 32, 24)
+    opt = torch.optim.AdamW([*mlc.parameters(), *enc.parameters()], lr=1e-3, weight_decay=1e-4)
+    for _ in range(steps):
+        z = normalize_halves(enc(x))
+        _, _, loss, _ = mlc(z[:, :16], z[:, 16:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    mlc.eval()
+    with torch.no_grad():
+        z = normalize_halves(enc(x))
+        _, ids, _, _ = mlc(z[:, :16], z[:, 16:])
+    spread = max(mean_pairwise_cos(z[..., :8]), mean_pairwise_cos(z[..., 8:]))
+    return spread, mlc.usage(ids, n_spatial_tokens=16)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_short_training_keeps_latents_and_books_spread(seed):
+    """40 steps of MLC-only training: with centred books the latents stay spread (mean cosine < 0.3)
+    and every book keeps a perplexity > 12 with over 40% of its entries used; with the release's
+    uncentred books the same run drives all latents towards one direction (mean cosine > 0.6)."""
+    spread, usage = _train_mlc_only(center=True, seed=seed)
+    assert spread < 0.3
+    for name in ("adj", "noun", "adv", "verb"):
+        assert usage[f"{name}_perplexity"] > 12
+        assert usage[f"{name}_used"] > 0.4
+    spread_raw, _ = _train_mlc_only(center=False, seed=seed)
+    assert spread_raw > 0.6
+
+
+def test_single_word_book_is_not_centred_away():
+    """Centring a book of one word would leave a zero vector; such a book is only normalised."""
+    prior = CodebookPrior.random(n_adj=3, n_noun=1, n_adv=3, n_verb=1, seed=4)
+    torch.manual_seed(0)
+    mlc = MotionLanguageCodebook(SweetTokConfig(codebook_dim=8, gcn_hidden=16), prior).eval()
+    with torch.no_grad():
+        books = mlc.codebooks()
+        raw = mlc.spatial()
+    assert torch.allclose(books["noun"].norm(dim=-1), torch.ones(1))
+    assert torch.allclose(books["noun"][0], raw[-1] / raw[-1].norm(), atol=1e-6)
+    assert torch.allclose(books["adj"].norm(dim=-1), torch.ones(3), atol=1e-6)
+
+
+def test_codebook_center_validated():
+    with pytest.raises(ValueError, match="SweetTokConfig.codebook_center: must be true or false, got 1"):
+        SweetTokConfig(codebook_center=1)

@@ -70,6 +70,12 @@ class SweetTokConfig:
         gcn_dropout: dropout between the GCN layers (release: ``F.dropout`` default, 0.5).
         topk: modifier entries averaged per token (paper 2).
         beta: weight of the codebook term ``||z_q - sg(z)||^2`` (paper 0.25).
+        codebook_center: subtract each book's mean vector (the mean of ``F``'s outputs over the
+            book's entries, adjectives/nouns/adverbs/verbs separately) before l2-normalising the
+            entries (default true). Text embeddings of words share a large common direction, so
+            uncentred entries all point roughly the same way; the commitment term then pulls every
+            latent towards that one direction and the books collapse within tens of steps (see
+            :mod:`sweettok.models.quantizer`). ``false`` gives the release's uncentred books.
 
     Decoder head:
         proxy_vocab_size: ``V``, size of the proxy tokenizer's codebook the decoder predicts.
@@ -99,6 +105,7 @@ class SweetTokConfig:
     gcn_dropout: float = 0.1
     topk: int = 2
     beta: float = 0.25
+    codebook_center: bool = True
     proxy_vocab_size: int = 1024
     head_hidden: int = 256
 
@@ -114,8 +121,9 @@ class SweetTokConfig:
             self._check_int(name, minimum=1)
         for name in ("enc_temporal_depth", "dec_temporal_depth"):
             self._check_int(name, minimum=0)
-        if not isinstance(self.patch_input_norm, bool):
-            self._fail("patch_input_norm", f"must be true or false, got {self.patch_input_norm!r}")
+        for name in ("patch_input_norm", "codebook_center"):
+            if not isinstance(getattr(self, name), bool):
+                self._fail(name, f"must be true or false, got {getattr(self, name)!r}")
         for name in ("mlp_ratio", "beta"):
             self._check_float(name, minimum=0.0, inclusive=False)
         for name in ("dropout", "gcn_dropout"):
