@@ -73,6 +73,13 @@ CaptionsSchema = DataFrameSchema(
     name="captions",
 )
 
+# Where an array written by `sweettok.data.clips.ShardWriter` lives: shared by every shard index.
+_SHARD_LOCATION = {
+    "shard": Column(str, Check.str_matches(r"^shard_\d{5}\.bin$")),
+    "offset": Column(int, Check.ge(0)),
+    "checksum": Column(str, Check.str_matches(r"^[0-9a-f]{32}$")),
+}
+
 ClipIndexSchema = DataFrameSchema(
     {
         "clip_id": Column(str, _nonempty, unique=True),
@@ -84,9 +91,7 @@ ClipIndexSchema = DataFrameSchema(
         "frames": Column(int, Check.ge(1)),
         "height": Column(int, Check.gt(0)),
         "width": Column(int, Check.gt(0)),
-        "shard": Column(str, Check.str_matches(r"^shard_\d{5}\.bin$")),
-        "offset": Column(int, Check.ge(0)),
-        "checksum": Column(str, Check.str_matches(r"^[0-9a-f]{32}$")),
+        **_SHARD_LOCATION,
     },
     strict=True,
     coerce=True,
@@ -100,9 +105,7 @@ ProxyCodeIndexSchema = DataFrameSchema(
         "slices": Column(int, Check.ge(1)),
         "grid_h": Column(int, Check.ge(1)),
         "grid_w": Column(int, Check.ge(1)),
-        "shard": Column(str, Check.str_matches(r"^shard_\d{5}\.bin$")),
-        "offset": Column(int, Check.ge(0)),
-        "checksum": Column(str, Check.str_matches(r"^[0-9a-f]{32}$")),
+        **_SHARD_LOCATION,
     },
     strict=True,
     coerce=True,
