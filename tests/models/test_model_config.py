@@ -36,6 +36,7 @@ def test_unknown_keys_are_named():
         ({"beta": 0}, "beta"),
         ({"heads": True}, "heads"),
         ({"patch_input_norm": 1}, "patch_input_norm"),
+        ({"spatial_query_anchor": "yes"}, "spatial_query_anchor"),
         ({"topk": 0}, "topk"),
         ({"patch_size": "8"}, "patch_size"),
         ({"enc_temporal_depth": 0}, "enc_temporal_depth"),

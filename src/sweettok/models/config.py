@@ -58,6 +58,12 @@ class SweetTokConfig:
 
     Latent queries:
         spatial_queries: number of spatial latent tokens ``Ls`` (paper 256).
+        spatial_query_anchor: add to each spatial query the average of the first frame's
+            embedded patches over its own region (the grid cut into ``Ls`` regions, see
+            :func:`sweettok.models.encoder.query_regions`). Off (the paper's plain learned
+            queries), every query reads the same attention-pooled average of the frame at the
+            start of training, and in short CPU runs the spatial tokens stay almost the same
+            for every clip; on, each token starts from its own part of the frame.
         temporal_query_grid: side ``G`` of the grid of temporal-query cells; must divide the
             patch grid ``resolution / patch_size``. ``None`` = one cell per patch location (the
             paper's arrangement, 32 for 256 px / p=8). Each cell's queries cross-attend to the
@@ -98,6 +104,7 @@ class SweetTokConfig:
     dec_temporal_depth: int = 2
     dec_temporal_after: tuple[int, ...] | None = None
     spatial_queries: int = 32
+    spatial_query_anchor: bool = False
     temporal_query_grid: int | None = None
     temporal_queries_per_cell: int = 1
     codebook_dim: int = 32
@@ -121,7 +128,7 @@ class SweetTokConfig:
             self._check_int(name, minimum=1)
         for name in ("enc_temporal_depth", "dec_temporal_depth"):
             self._check_int(name, minimum=0)
-        for name in ("patch_input_norm", "codebook_center"):
+        for name in ("patch_input_norm", "codebook_center", "spatial_query_anchor"):
             if not isinstance(getattr(self, name), bool):
                 self._fail(name, f"must be true or false, got {getattr(self, name)!r}")
         for name in ("mlp_ratio", "beta"):

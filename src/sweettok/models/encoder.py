@@ -9,6 +9,8 @@ Two trunks read the patch grid ``v`` (``(B, 1+k, g, g, D)`` from :class:`PatchEm
 
 Two query streams read the trunks. ``Ls`` learned spatial queries pass through
 ``enc_spatial_depth`` blocks; block ``i`` cross-attends to spatial-trunk block ``i``'s output.
+With ``spatial_query_anchor`` each spatial query first gets the mean embedded patch of its
+own region of the first frame added (:func:`query_regions`).
 ``Lt = G*G*q`` learned temporal queries (``q`` per cell of a ``G x G`` grid over the patch grid)
 pass through ``enc_temporal_depth`` blocks; block ``i`` lets the ``q`` queries of a cell attend to
 each other and cross-attend to temporal-trunk block ``i``'s output at the cell's locations
@@ -30,13 +32,24 @@ from torch import nn
 from sweettok.models.config import SweetTokConfig
 from sweettok.models.dqae import DQAEBlock
 
-__all__ = ["DecoupledQueryEncoder", "normalize_halves"]
+__all__ = ["DecoupledQueryEncoder", "normalize_halves", "query_regions"]
 
 
 def normalize_halves(z: torch.Tensor) -> torch.Tensor:
     """l2-normalise the two ``e``-wide halves of ``(..., 2e)`` latents separately."""
     e = z.shape[-1] // 2
     return torch.cat([F.normalize(z[..., :e], dim=-1), F.normalize(z[..., e:], dim=-1)], dim=-1)
+
+
+def query_regions(n_queries: int) -> tuple[int, int]:
+    """Rows x columns of the regions that anchored spatial queries average over.
+
+    The most square factorisation ``rows * cols = n_queries`` with ``rows <= cols`` (32 -> 4 x 8,
+    256 -> 16 x 16); the patch grid is average-pooled to that shape (adaptively, so a grid
+    side need not be a multiple of it).
+    """
+    rows = max(d for d in range(1, int(n_queries**0.5) + 1) if n_queries % d == 0)
+    return rows, n_queries // rows
 
 
 def _block(cfg: SweetTokConfig, cross: bool) -> DQAEBlock:
@@ -58,12 +71,18 @@ class DecoupledQueryEncoder(nn.Module):
         scale = d**-0.5
         self.grid_pos = nn.Parameter(scale * torch.randn(cfg.num_patches, d))
         self.spatial_trunk = nn.ModuleList(_block(cfg, cross=False) for _ in range(cfg.enc_spatial_depth))
-        # Unit-variance spatial queries (norm ~sqrt(D)), not d**-0.5 like the position tables:
-        # the cross-attention updates of the first steps grow the residual stream ~6x, and with
-        # small queries every query then carries the same attention-pooled vector (measured:
-        # rank 24 -> 1.1 within 6 steps, all spatial latents identical). Temporal queries each
-        # read their own cell, so they stay distinct without this.
-        self.spatial_queries = nn.Parameter(torch.randn(cfg.spatial_queries, d))
+        # Plain learned queries (the paper) start with unit variance (norm ~sqrt(D)), not
+        # d**-0.5 like the position tables: the cross-attention updates of the first steps grow
+        # the residual stream ~6x, and small plain queries then all carry the same
+        # attention-pooled vector (measured: rank 24 -> 1.1 within 6 steps). Large ones stay
+        # distinct but are dominated by their own identity: after 300 phase-1 steps of the
+        # base profile, 80 test clips gave ~1.4 different ids per spatial token. Anchored
+        # queries (``spatial_query_anchor``) already differ by the content of their regions,
+        # so they start small like the other tables. Temporal queries each read their own
+        # cell, so they stay distinct and content-dependent without either measure.
+        self.spatial_queries = nn.Parameter(
+            (scale if cfg.spatial_query_anchor else 1.0) * torch.randn(cfg.spatial_queries, d)
+        )
         self.spatial_query_pos = nn.Parameter(scale * torch.randn(cfg.spatial_queries, d))
         self.spatial_query_blocks = nn.ModuleList(_block(cfg, cross=True) for _ in range(cfg.enc_spatial_depth))
         self.spatial_out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.latent_dim))
@@ -89,6 +108,10 @@ class DecoupledQueryEncoder(nn.Module):
         b = first.shape[0]
         x = rearrange(first, "b h w d -> b (h w) d") + self.grid_pos
         q = repeat(self.spatial_queries + self.spatial_query_pos, "l d -> b l d", b=b)
+        if self.cfg.spatial_query_anchor:
+            rows, cols = query_regions(self.cfg.spatial_queries)
+            regions = F.adaptive_avg_pool2d(rearrange(first, "b h w d -> b d h w"), (rows, cols))
+            q = q + rearrange(regions, "b d r c -> b (r c) d")
         for trunk, query in zip(self.spatial_trunk, self.spatial_query_blocks):
             x = trunk(x)
             q = query(q, x)
