@@ -249,7 +249,9 @@ class ClipDataset(Dataset):
 
     def read_uint8(self, i: int) -> np.ndarray:
         """The stored clip ``i`` as uint8 (T, H, W, 3)."""
-        row = self.index.iloc[i]
+        return self._read(self.index.iloc[i])
+
+    def _read(self, row: pd.Series) -> np.ndarray:
         mm = self._maps.get(row.shard)
         if mm is None:  # opened lazily so that each DataLoader worker maps its own
             mm = self._maps[row.shard] = np.memmap(self.shard_dir / row.shard, dtype=np.uint8, mode="r")
@@ -261,7 +263,8 @@ class ClipDataset(Dataset):
         return clip
 
     def __getitem__(self, i: int) -> dict:
-        clip = torch.from_numpy(self.read_uint8(i).copy()).permute(3, 0, 1, 2)  # (C, T, H, W)
+        row = self.index.iloc[i]
+        clip = torch.from_numpy(self._read(row).copy()).permute(3, 0, 1, 2)  # (C, T, H, W)
         if self.crop is not None:
             _, _, h, w = clip.shape
             top = int(torch.randint(0, h - self.crop + 1, ()))
@@ -269,5 +272,4 @@ class ClipDataset(Dataset):
             clip = clip[:, :, top : top + self.crop, left : left + self.crop]
         if self.flip and bool(torch.rand(()) < 0.5):
             clip = clip.flip(-1)
-        row = self.index.iloc[i]
         return {"clip": clip.float() / 255.0 - 0.5, "label": int(row.label_index), "clip_id": row.clip_id}

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from sweettok.data.clips import ClipDataset
-from sweettok.data.codes import CodeTable, write_code_shards
+from sweettok.data.codes import write_code_shards
 from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
 from sweettok.training.checkpoint import MODEL_FILE, load_module_weights, read_checkpoint_config
 from sweettok.training.ema import EMA
@@ -163,14 +163,17 @@ def encode_clips(model: ProxyTokenizer, clips: ClipDataset, batch_size: int = 16
 def write_proxy_codes(model: ProxyTokenizer, clips: ClipDataset, cfg: ProxyTrainingConfig,
                       device: torch.device | str = "cpu") -> pd.DataFrame:
     """Encode every clip with the proxy tokenizer and store the ids; return the code index."""
-    index = write_code_shards(encode_clips(model, clips, cfg.encode_batch_size, device), cfg.code_shard_dir)
     counts = np.zeros(model.cfg.codebook_size, np.int64)
-    table = CodeTable(index, cfg.code_shard_dir)
-    for clip_id in index["clip_id"]:
-        counts += np.bincount(table.get(clip_id).ravel(), minlength=len(counts))
+
+    def counted(items: Iterator[tuple[str, str, np.ndarray]]) -> Iterator[tuple[str, str, np.ndarray]]:
+        for clip_id, split, ids in items:
+            counts[:] += np.bincount(ids.ravel(), minlength=len(counts))
+            yield clip_id, split, ids
+
+    index = write_code_shards(counted(encode_clips(model, clips, cfg.encode_batch_size, device)), cfg.code_shard_dir)
     p = counts / max(counts.sum(), 1)
     perplexity = float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum()))
     log.info("proxy codes: %d clips, grid %s, %d of %d codes used, perplexity %.1f",
-             len(index), tuple(index.iloc[0][["slices", "grid_h", "grid_w"]]) if len(index) else (),
+             len(index), tuple(int(v) for v in index.iloc[0][["slices", "grid_h", "grid_w"]]) if len(index) else (),
              int((counts > 0).sum()), len(counts), perplexity)
     return index
