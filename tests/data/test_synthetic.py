@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sweettok.data.synthetic import ACTIONS, SyntheticConfig, all_specs, generate_dataset
+from sweettok.data.synthetic import ACTIONS, SyntheticConfig, all_specs, generate_dataset, render_video
 from sweettok.data.video import read_frames
 
 
@@ -55,12 +55,18 @@ def test_videos_are_real_h264_with_enough_frames(tiny_dataset):
     assert np.abs(frames[1:].astype(int) - frames[:-1]).mean() > 0.5
 
 
-def test_same_seed_same_decoded_frames(tmp_path, tiny_config, tiny_dataset):
+def test_same_seed_same_rendered_frames_and_nearly_the_same_decoded_ones(tmp_path, tiny_config, tiny_dataset):
+    # Rendering is exact; x264 now and then encodes the same frames slightly differently
+    # (measured 43-46 dB apart when it does), so decoded frames are compared by PSNR.
+    for spec in all_specs(tiny_config)[:4]:
+        np.testing.assert_array_equal(render_video(spec, tiny_config), render_video(spec, tiny_config))
     again = generate_dataset(tmp_path / "again", tiny_config)
     other = generate_dataset(tmp_path / "other", SyntheticConfig(**{**tiny_config.__dict__, "seed": 4}))
     for rel in ["MoveLeft/v_MoveLeft_g01_c01.mp4", "Shrink/v_Shrink_g02_c01.mp4"]:
-        np.testing.assert_array_equal(_decoded(tiny_dataset, rel), _decoded(again, rel))
-        assert np.abs(_decoded(tiny_dataset, rel).astype(int) - _decoded(other, rel)).mean() > 5
+        first, second = _decoded(tiny_dataset, rel).astype(float), _decoded(again, rel).astype(float)
+        mse = ((first - second) ** 2).mean()
+        assert mse == 0 or 10 * np.log10(255**2 / mse) > 38, mse
+        assert np.abs(first - _decoded(other, rel)).mean() > 5
     meta_a = json.loads((tiny_dataset / "dataset.json").read_text())
     meta_b = json.loads((again / "dataset.json").read_text())
     assert meta_a["specs"] == meta_b["specs"]

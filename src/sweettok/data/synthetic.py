@@ -22,8 +22,11 @@ Each caption is built from adjectives (size, texture, colour), a noun (the shape
 part-of-speech tag (``tagged``: ``a/DET small/ADJ ... square/NOUN slides/VERB slowly/ADV``).
 
 Frames are rendered with numpy from a per-video random generator seeded by
-``(seed, class, group, clip)``, and encoded with x264 on one thread, so the same
-parameters give the same decoded frames.
+``(seed, class, group, clip)``, so the same parameters give the same rendered frames, bit
+for bit. The H.264 files are not always bit-identical: x264 on one thread still made a
+different choice now and then (measured: 2 distinct files in 25-60 encodes of the same
+frames, the same with numpy's own RGB -> YUV conversion or explicit single-thread x264
+parameters), which changes a few decoded pixels by up to about 25 levels in some frames.
 """
 
 from __future__ import annotations
@@ -399,7 +402,8 @@ def render_video(spec: VideoSpec, cfg: SyntheticConfig) -> np.ndarray:
 def write_mp4(path: Path, frames: np.ndarray, fps: int, crf: int = 18) -> None:
     """Encode uint8 frames (T, H, W, 3) as H.264 (yuv420p) in an mp4 container.
 
-    One x264 thread, so the same frames always give the same bytes.
+    One x264 thread. The same frames almost always give the same bytes, but not always
+    (see the module docstring).
     """
     import av
 
