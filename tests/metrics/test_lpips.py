@@ -21,13 +21,7 @@ from sweettok.metrics.perceptual import LPIPS, build_lpips_network
 from sweettok.metrics.safe_pickle import ChecksumMismatchError, UnsafePickleError, load_numpy_pickle, sha256_bytes
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small convolutions: one thread is as fast and does not fight other test processes.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

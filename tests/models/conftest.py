@@ -1,9 +1,8 @@
-"""Fixtures for the SweetTok model tests: a tiny config, a small random prior, one CPU thread."""
+"""Fixtures for the SweetTok model tests: a tiny config and a small random prior (one_thread: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 from sweettok.models.codebook_prior import CodebookPrior
 from sweettok.models.config import SweetTokConfig
@@ -14,16 +13,6 @@ TINY_MODEL = dict(
     spatial_queries=6, temporal_query_grid=2, temporal_queries_per_cell=2,
     codebook_dim=8, gcn_hidden=16, gcn_dropout=0.1, proxy_vocab_size=40, head_hidden=32,
 )
-
-
-@pytest.fixture
-def one_thread():
-    """Run tiny models on one intra-op thread: on a shared 2-core machine, two threads that
-    spin-wait on each other make small ops many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -12,13 +12,7 @@ from sweettok.models.discriminator import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small convolutions: one thread is as fast and does not fight other test processes.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("frames", [1, 5, 17])

@@ -7,13 +7,7 @@ import torch.nn.functional as F
 from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny convolutions run faster on one thread, and results do not depend on load.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kw):
