@@ -126,6 +126,20 @@ ReconstructionMetricsSchema = DataFrameSchema(
     name="reconstruction_metrics",
 )
 
+ReconstructionBudgetSchema = DataFrameSchema(
+    {
+        "method": Column(str, _nonempty, unique=True),
+        # information per clip: an upper bound for a tokenizer's ids, exact for a thumbnail
+        "bits": Column(float, Check.gt(0.0)),
+        "psnr": Column(float, Check.in_range(0.0, 100.0)),
+        "ssim": Column(float, Check.in_range(-1.0, 1.0)),
+        "lpips": Column(float, Check.ge(0.0)),
+    },
+    strict=True,
+    coerce=True,
+    name="reconstruction_budget",
+)
+
 CodebookWordsSchema = DataFrameSchema(
     {
         "word": Column(str, _nonempty),
@@ -153,4 +167,5 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     "codebook_words": CodebookWordsSchema,
     "proxy_code_index": ProxyCodeIndexSchema,
     "reconstruction_metrics": ReconstructionMetricsSchema,
+    "reconstruction_budget": ReconstructionBudgetSchema,
 }

@@ -243,3 +243,92 @@ def test_single_word_book_is_not_centred_away():
 def test_codebook_center_validated():
     with pytest.raises(ValueError, match="SweetTokConfig.codebook_center: must be true or false, got 1"):
         SweetTokConfig(codebook_center=1)
+
+
+# ---------------------------------------------------------------------------- code diversity
+def _entropy(p: torch.Tensor) -> float:
+    return float(-(p * torch.log(p.clamp_min(1e-12))).sum())
+
+
+def test_diversity_matches_a_loop_reference(mlc):
+    """Per half: mean over latents of H(p) minus mean over positions of H(mean over clips of p)."""
+    torch.manual_seed(5)
+    z = normalize_halves(torch.randn(4, 3, 16))
+    with torch.no_grad():
+        books = mlc.codebooks()
+    tau = mlc.cfg.code_diversity_tau
+    expected = 0.0
+    for half, book in ((slice(0, 8), books["adj"]), (slice(8, 16), books["noun"])):
+        p = [[torch.softmax(z[b, l, half] @ book.T / tau, dim=-1) for l in range(3)] for b in range(4)]
+        per_latent = sum(_entropy(p[b][l]) for b in range(4) for l in range(3)) / 12
+        per_position = sum(_entropy(sum(p[b][l] for b in range(4)) / 4) for l in range(3)) / 3
+        expected += per_latent - per_position
+    with torch.no_grad():
+        got = mlc.diversity(z, books["adj"], books["noun"])
+    assert math.isclose(got.item(), expected, rel_tol=1e-4, abs_tol=1e-5)
+
+
+def test_diversity_bounds(small_prior):
+    """Same latent for every clip: 0. Each clip exactly on its own entry, sharp assignments: -log B per half."""
+    torch.manual_seed(0)
+    mlc = MotionLanguageCodebook(SweetTokConfig(codebook_dim=8, gcn_hidden=16, code_diversity_tau=0.002),
+                                 small_prior).eval()
+    with torch.no_grad():
+        books = mlc.codebooks()
+    same = normalize_halves(torch.randn(1, 2, 16)).expand(3, 2, 16)
+    distinct = torch.stack([torch.cat([books["adj"][b], books["noun"][b]]).expand(2, 16) for b in range(3)])
+    with torch.no_grad():
+        assert abs(mlc.diversity(same, books["adj"], books["noun"]).item()) < 1e-5
+        assert math.isclose(mlc.diversity(distinct, books["adj"], books["noun"]).item(), -2 * math.log(3),
+                            abs_tol=0.02)
+
+
+def test_diversity_joins_the_loss_only_while_training(small_prior):
+    torch.manual_seed(0)
+    # no GCN dropout, so that training and eval mode see the same books
+    mlc = MotionLanguageCodebook(SweetTokConfig(codebook_dim=8, gcn_hidden=16, gcn_dropout=0.0,
+                                                code_diversity_weight=0.3), small_prior)
+    torch.manual_seed(1)
+    z = torch.randn(4, 5, 16)
+    mlc.eval()
+    out_eval = mlc.quantize(z, "spatial")
+    assert out_eval.diversity.item() == 0.0
+    assert math.isclose(out_eval.loss.item(), out_eval.commitment.item() + 0.25 * out_eval.codebook.item(),
+                        rel_tol=1e-6)
+    mlc.train()
+    out = mlc.quantize(z, "spatial")
+    assert out.diversity.item() < 0.0
+    assert math.isclose(out.loss.item(), out.commitment.item() + 0.25 * out.codebook.item()
+                        + 0.3 * out.diversity.item(), rel_tol=1e-5)
+    assert math.isclose(out.commitment.item(), out_eval.commitment.item(), rel_tol=1e-5)
+
+
+def test_diversity_gradient_spreads_clips_at_a_position(small_prior):
+    """Eight clips whose latents start almost equal at every position: 60 Adam steps on the
+    diversity term alone give the clips different head words at the same position."""
+    torch.manual_seed(0)
+    mlc = MotionLanguageCodebook(SweetTokConfig(codebook_dim=8, gcn_hidden=16), small_prior).eval()
+    books = {k: v.detach() for k, v in mlc.codebooks().items()}
+    base = torch.randn(1, 4, 16)
+    z = torch.nn.Parameter(base + 0.01 * torch.randn(8, 4, 16))
+
+    def distinct_heads() -> float:
+        heads = (normalize_halves(z.detach())[..., 8:] @ books["noun"].T).argmax(-1)  # (8, 4)
+        return sum(len(set(heads[:, l].tolist())) for l in range(4)) / 4
+
+    before = distinct_heads()
+    opt = torch.optim.Adam([z], lr=0.05)
+    for _ in range(60):
+        loss = mlc.diversity(z, books["adj"], books["noun"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert before <= 2
+    assert distinct_heads() >= min(6, books["noun"].shape[0])
+
+
+def test_code_diversity_validated():
+    with pytest.raises(ValueError, match="code_diversity_weight"):
+        SweetTokConfig(code_diversity_weight=-0.1)
+    with pytest.raises(ValueError, match="code_diversity_tau"):
+        SweetTokConfig(code_diversity_tau=0.0)

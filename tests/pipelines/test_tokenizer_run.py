@@ -5,12 +5,13 @@ minute; how well the default profile learns is measured by the full run, not her
 """
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from sweettok.schemas import ProxyCodeIndexSchema, ReconstructionMetricsSchema
+from sweettok.schemas import ProxyCodeIndexSchema, ReconstructionBudgetSchema, ReconstructionMetricsSchema
 from sweettok.training.checkpoint import is_complete, read_checkpoint_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,3 +77,22 @@ def test_tokenizer_pipeline_end_to_end(kedro_project):
     assert tokens["SweetTok"] == 4 + 16 and tokens["proxy tokenizer"] == 3 * 4 * 4
     assert metrics["tokens"].isna().sum() == 2
     assert (p / "data/08_reporting/reconstruction_examples.png").stat().st_size > 10_000
+
+    # bits per clip: SweetTok's from its word books (4 spatial + 16 temporal tokens; unordered top-2
+    # modifiers + one head word), the proxy's 48 codes of 6 bits, thumbnails of 8-bit RGB
+    budget = ReconstructionBudgetSchema.validate(pd.read_csv(p / "data/08_reporting/reconstruction_budget.csv"))
+    bits = dict(zip(budget["method"], budget["bits"]))
+    pos = json.loads((p / "data/04_feature/language_codebook/metadata.json").read_text())["counts"]
+    n = {**pos["spatial"]["by_pos"], **pos["temporal"]["by_pos"]}
+    expected = (4 * (math.log2(math.comb(n["ADJ"], 2)) + math.log2(n["NOUN"]))
+                + 16 * (math.log2(math.comb(n["ADV"], 2)) + math.log2(n["VERB"])))
+    assert math.isclose(bits["SweetTok"], expected, rel_tol=1e-9)
+    assert bits["proxy tokenizer"] == 48 * 6
+    assert bits["first frame at 4x4"] == 4 * 4 * 3 * 8 and bits["every frame = first frame"] == 32 * 32 * 3 * 8
+    assert list(budget["bits"]) == sorted(budget["bits"])
+    scores = budget.set_index("method")
+    # the full-size thumbnail is the first frame itself; a finer thumbnail scores higher
+    assert math.isclose(scores.loc["first frame at 32x32", "psnr"], metrics.set_index("method").loc[
+        "every frame = first frame", "psnr"], abs_tol=1e-4)
+    assert scores.loc["first frame at 32x32", "psnr"] > scores.loc["first frame at 4x4", "psnr"] + 1
+    assert (p / "data/08_reporting/reconstruction_budget.png").stat().st_size > 10_000

@@ -26,6 +26,34 @@ def mean_frame_baseline(clip: torch.Tensor) -> torch.Tensor:
     return clip.mean(dim=2, keepdim=True).expand_as(clip)
 
 
+class FirstFrameThumbnail:
+    """Every frame is the clip's first frame stored at ``size x size`` and upsampled again.
+
+    The thumbnail is the area average of the first frame; decoding is bilinear. Stored as
+    8-bit RGB it takes ``size * size * C * 8`` bits per clip (:meth:`bits`), which makes it
+    a yardstick for what a given number of bits of the first frame is worth.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"thumbnail size must be >= 1, got {size}")
+        self.size = size
+
+    def bits(self, channels: int = 3) -> int:
+        return self.size * self.size * channels * 8
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        first = clip[:, :, 0]
+        height, width = first.shape[-2:]
+        if self.size > min(height, width):
+            raise ValueError(f"thumbnail size {self.size} exceeds the frame size {height} x {width}")
+        small = F.adaptive_avg_pool2d(first, self.size)
+        up = F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+        return up.unsqueeze(2).expand_as(clip)
+
+
 @torch.no_grad()
 def score_reconstructions(methods: Mapping[str, Reconstructor], clips: Sequence[torch.Tensor] | torch.utils.data.Dataset,
                           tokens: Mapping[str, int | None], batch_size: int = 8, lpips_net: str = "alex",

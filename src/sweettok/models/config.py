@@ -82,6 +82,15 @@ class SweetTokConfig:
             uncentred entries all point roughly the same way; the commitment term then pulls every
             latent towards that one direction and the books collapse within tens of steps (see
             :mod:`sweettok.models.quantizer`). ``false`` gives the release's uncentred books.
+        code_diversity_weight: weight of a code-diversity term added to the MLC loss while
+            training (0 = the paper's loss, the default). For every book half it is the mean
+            entropy of each latent's soft assignment minus, per token position, the entropy of
+            the assignment averaged over the clips of the batch: it pays the encoder for giving
+            different clips different entries at the same position, and for confident choices.
+            Without it the four books fall to a few entries within ~100 phase-1 steps on the
+            CPU profile, since the straight-through cross-entropy gradient pulls all latents
+            together (see the README).
+        code_diversity_tau: temperature of those soft assignments (cosine similarity / tau).
 
     Decoder head:
         proxy_vocab_size: ``V``, size of the proxy tokenizer's codebook the decoder predicts.
@@ -113,6 +122,8 @@ class SweetTokConfig:
     topk: int = 2
     beta: float = 0.25
     codebook_center: bool = True
+    code_diversity_weight: float = 0.0
+    code_diversity_tau: float = 0.1
     proxy_vocab_size: int = 1024
     head_hidden: int = 256
 
@@ -131,12 +142,13 @@ class SweetTokConfig:
         for name in ("patch_input_norm", "codebook_center", "spatial_query_anchor"):
             if not isinstance(getattr(self, name), bool):
                 self._fail(name, f"must be true or false, got {getattr(self, name)!r}")
-        for name in ("mlp_ratio", "beta"):
+        for name in ("mlp_ratio", "beta", "code_diversity_tau"):
             self._check_float(name, minimum=0.0, inclusive=False)
         for name in ("dropout", "gcn_dropout"):
             self._check_float(name, minimum=0.0, inclusive=True)
             if getattr(self, name) >= 1.0:
                 self._fail(name, f"must be in [0, 1), got {getattr(self, name)}")
+        self._check_float("code_diversity_weight", minimum=0.0, inclusive=True)
         if self.width % self.heads:
             self._fail("width", f"must be divisible by heads ({self.heads}), got {self.width}")
         if self.resolution % self.patch_size:

@@ -55,6 +55,14 @@ Quantization of one latent token ``z = [z_m, z_h]``
 - Loss (release ordering): ``mean((sg(z_q) - z)^2) + beta * mean((z_q - sg(z))^2)`` for each
   half, summed over the two halves and over the spatial and temporal books. The first term
   commits the encoder; the second trains the projector ``F``.
+- Optional, training only (``SweetTokConfig.code_diversity_weight``, 0 in the paper profile):
+  plus ``weight * diversity`` (:meth:`MotionLanguageCodebook.diversity`). Centring fixes the
+  collapse that the commitment term causes, but a second one remains: on the CPU profile the
+  straight-through cross-entropy gradient alone (MLC weight 0) still brings every book down to
+  2-8 entries in use within ~100 phase-1 steps, and the decoder then predicts little more than
+  each position's usual proxy code. Rewarding different clips for taking different entries at
+  the same token position keeps the latents spread by content (300-step probe: test clips per
+  spatial token with different ids 37 of 40 instead of 20, cross-entropy 4.79 instead of 5.20).
 
 Id layout (fixed)
 -----------------
@@ -130,6 +138,8 @@ class QuantizerOutput:
         loss: scalar MLC loss of this book.
         commitment: scalar ``mean((sg(z_q) - z)^2)`` summed over halves.
         codebook: scalar ``mean((z_q - sg(z))^2)`` summed over halves (before ``beta``).
+        diversity: scalar code-diversity term (before its weight; 0 unless training with
+            ``code_diversity_weight > 0``).
     """
 
     z_q: torch.Tensor
@@ -137,6 +147,7 @@ class QuantizerOutput:
     loss: torch.Tensor
     commitment: torch.Tensor
     codebook: torch.Tensor
+    diversity: torch.Tensor
 
 
 class MotionLanguageCodebook(nn.Module):
@@ -231,11 +242,36 @@ class MotionLanguageCodebook(nn.Module):
             commitment = commitment + torch.mean((z_q[..., sl].detach() - z[..., sl]) ** 2)
             codebook = codebook + torch.mean((z_q[..., sl] - z[..., sl].detach()) ** 2)
         loss = commitment + self.beta * codebook
+        diversity = z.new_zeros(())
+        if self.training and self.cfg.code_diversity_weight > 0:
+            diversity = self.diversity(z, mods, heads)
+            loss = loss + self.cfg.code_diversity_weight * diversity
         # Straight-through with the exact value of z_q: z - sg(z) is exactly zero.
         z_st = z_q.detach() + (z - z.detach())
         n_mod = mods.shape[0]
         ids = torch.cat([mod_idx, (head_idx + n_mod).unsqueeze(-1)], dim=-1) + offset
-        return QuantizerOutput(z_st, ids, loss, commitment, codebook)
+        return QuantizerOutput(z_st, ids, loss, commitment, codebook, diversity)
+
+    def diversity(self, z: torch.Tensor, mods: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
+        """The code-diversity term of ``SweetTokConfig.code_diversity_weight`` for latents ``(B, L, 2e)``.
+
+        Per half (modifier against ``mods``, head word against ``heads``): with soft
+        assignments ``p = softmax(cos(z_half, entries) / tau)``, the mean entropy of ``p`` minus
+        the mean over positions of the entropy of ``p`` averaged over the batch. It is 0 when
+        every clip has the same assignment at a position and falls towards ``-log B`` as the
+        ``B`` clips take confident, different entries there. Positions are kept apart so that
+        latents cannot satisfy it by differing by position only.
+        """
+        e, tau = self.cfg.codebook_dim, self.cfg.code_diversity_tau
+        z = normalize_halves(z)
+        total = z.new_zeros(())
+        for half, book in ((z[..., :e], mods), (z[..., e:], heads)):
+            p = torch.softmax(half @ book.T / tau, dim=-1)  # (B, L, n)
+            per_latent = -(p * torch.log(p.clamp_min(1e-12))).sum(-1).mean()
+            mean_p = p.mean(dim=0)  # (L, n): over the clips, per position
+            per_position = -(mean_p * torch.log(mean_p.clamp_min(1e-12))).sum(-1).mean()
+            total = total + per_latent - per_position
+        return total
 
     def forward(
         self, zs: torch.Tensor, zt: torch.Tensor | None
@@ -249,7 +285,7 @@ class MotionLanguageCodebook(nn.Module):
         Returns:
             ``(latents, ids, loss, parts)``: latents ``(B, Ls [+ Lt], 2e)`` (spatial first), ids
             ``(B, 3 * (Ls [+ Lt]))`` int64 in the layout of the module docstring, the scalar MLC
-            loss, and its parts (``commitment``, ``codebook``) as scalars.
+            loss, and its parts (``commitment``, ``codebook``, ``diversity``) as scalars.
         """
         # Quantize in float32 whatever the autocast context: nearest-neighbour ranks and the
         # id -> latent lookup must not depend on reduced-precision rounding.
@@ -263,6 +299,7 @@ class MotionLanguageCodebook(nn.Module):
         parts = {
             "commitment": sum((o.commitment for o in outs), start=zs.new_zeros(())),
             "codebook": sum((o.codebook for o in outs), start=zs.new_zeros(())),
+            "diversity": sum((o.diversity for o in outs), start=zs.new_zeros(())),
         }
         return latents, ids, loss, parts
 

@@ -134,7 +134,7 @@ class SweetTok(nn.Module):
         Returns:
             ``(logits, mlc_loss, stats)`` (plus ``features`` if asked): logits
             ``(B, V, S, g, g)``, the scalar MLC loss (differentiable), and ``stats``, a dict of
-            floats: ``mlc_loss``, ``commitment``, ``codebook`` and the per-book usage
+            floats: ``mlc_loss``, ``commitment``, ``codebook``, ``diversity`` and the per-book usage
             (``adj_perplexity``, ``adj_used``, ... as in :meth:`codebook_usage`).
         """
         latents, ids, aux = self.encode(x)
@@ -144,6 +144,7 @@ class SweetTok(nn.Module):
             "mlc_loss": float(aux["loss"].detach()),
             "commitment": float(aux["commitment"].detach()),
             "codebook": float(aux["codebook"].detach()),
+            "diversity": float(aux["diversity"].detach()),
             **self.codebook_usage(ids),
         }
         if return_features:

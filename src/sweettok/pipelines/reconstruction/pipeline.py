@@ -10,5 +10,6 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(evaluate_reconstruction,
              ["clip_index", "tokenizer_model", "proxy_model", "language_codebook", "params:patchify",
               "params:reconstruction"],
-             ["reconstruction_metrics", "reconstruction_examples"], name="evaluate_reconstruction"),
+             ["reconstruction_metrics", "reconstruction_examples", "reconstruction_budget",
+              "reconstruction_budget_plot"], name="evaluate_reconstruction"),
     ])
