@@ -69,6 +69,9 @@ def test_tokenizer_pipeline_end_to_end(kedro_project):
         assert len(log) >= 3 and log["loss/model"].notna().all()
         assert (p / "data/06_models" / phase / "loss_curves.png").stat().st_size > 1000
     assert "loss/discriminator" in pd.read_csv(p / "data/06_models/tokenizer_phase2/train_log.csv").columns
+    # the base profile's code-diversity term is on: by concavity of entropy it is <= 0, and < 0 unless
+    # both clips of a batch had the same soft assignments at every position
+    assert (pd.read_csv(p / "data/06_models/tokenizer_phase1/train_log.csv")["diversity"] < 0).all()
 
     metrics = ReconstructionMetricsSchema.validate(pd.read_csv(p / "data/08_reporting/reconstruction_metrics.csv"))
     assert list(metrics["method"]) == ["SweetTok", "proxy tokenizer", "every frame = first frame",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from sweettok.typed_params import from_mapping
 
 POS_TAGS = ("ADJ", "NOUN", "ADV", "VERB")
 # Parameter names of the general word counts, per part of speech.
@@ -76,13 +78,7 @@ class CodebookConfig:
         """Accept the typed config (as Kedro builds it) or the raw ``params:codebook`` dict."""
         if isinstance(params, cls):
             return params
-        if not isinstance(params, dict):
-            raise ValueError(f"codebook parameters must be a mapping, got {type(params).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"codebook: unknown parameter(s) {unknown}; known: {sorted(known)}")
-        return cls(**params)
+        return from_mapping(cls, params, "codebook")
 
     def general_count(self, pos: str) -> int:
         """How many general words of part of speech ``pos`` (``ADJ``...) to add."""

@@ -13,8 +13,10 @@ that :meth:`SweetTokConfig.from_dict` turns into a config.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
+
+from sweettok.typed_params import FieldChecks, from_mapping
 
 __all__ = ["SweetTokConfig", "evenly_spaced_after"]
 
@@ -28,7 +30,7 @@ def evenly_spaced_after(n_spatial: int, n_temporal: int) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class SweetTokConfig:
+class SweetTokConfig(FieldChecks):
     """Architecture of a SweetTok tokenizer.
 
     Geometry:
@@ -202,25 +204,6 @@ class SweetTokConfig:
                 f"(got enc_temporal_depth={self.enc_temporal_depth}, dec_temporal_depth={self.dec_temporal_depth})",
             )
 
-    def _fail(self, name: str, message: str) -> None:
-        raise ValueError(f"SweetTokConfig.{name}: {message}")
-
-    def _check_int(self, name: str, minimum: int) -> None:
-        value = getattr(self, name)
-        if not isinstance(value, int) or isinstance(value, bool):
-            self._fail(name, f"must be an integer, got {value!r}")
-        if value < minimum:
-            self._fail(name, f"must be >= {minimum}, got {value}")
-
-    def _check_float(self, name: str, minimum: float, inclusive: bool) -> None:
-        value = getattr(self, name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            self._fail(name, f"must be a number, got {value!r}")
-        if value < minimum or (not inclusive and value == minimum):
-            bound = ">=" if inclusive else ">"
-            self._fail(name, f"must be {bound} {minimum}, got {value}")
-        object.__setattr__(self, name, float(value))
-
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SweetTokConfig":
@@ -229,13 +212,7 @@ class SweetTokConfig:
         Raises:
             ValueError: naming every unknown key, or the first invalid field.
         """
-        if not isinstance(d, dict):
-            raise ValueError(f"SweetTokConfig: expected a mapping, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"SweetTokConfig: unknown key(s) {unknown}; known keys are {sorted(known)}")
-        return cls(**d)
+        return from_mapping(cls, d, "SweetTokConfig")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-able mapping; ``from_dict(to_dict())`` gives an equal config."""

@@ -17,12 +17,14 @@ running means of the opposite class:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sweettok.typed_params import from_mapping
 
 __all__ = [
     "DiscriminatorConfig",
@@ -67,10 +69,7 @@ class DiscriminatorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DiscriminatorConfig:
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"DiscriminatorConfig: unknown keys {unknown}")
-        return cls(**d)
+        return from_mapping(cls, d, "DiscriminatorConfig")
 
 
 class PatchDiscriminator3D(nn.Module):

@@ -37,11 +37,13 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from sweettok.typed_params import FieldChecks, from_mapping
+
 __all__ = ["ProxyOutput", "ProxyTokenizer", "ProxyTokenizerConfig"]
 
 
 @dataclass(frozen=True)
-class ProxyTokenizerConfig:
+class ProxyTokenizerConfig(FieldChecks):
     """Architecture and codebook maintenance of the proxy tokenizer.
 
     Attributes:
@@ -90,35 +92,16 @@ class ProxyTokenizerConfig:
             self._check_int(name, 1)
         self._check_int("restart_every", 0)
         for name in ("commitment_beta", "dead_usage_threshold", "restart_noise"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                self._fail(name, f"must be a number >= 0, got {value!r}")
-            object.__setattr__(self, name, float(value))
+            self._check_float(name, 0.0, inclusive=True)
         if self.hidden_dim % self.norm_groups:
             self._fail("hidden_dim", f"must be divisible by norm_groups ({self.norm_groups}), got {self.hidden_dim}")
         if self.codebook_size < 2:
             self._fail("codebook_size", f"must be >= 2, got {self.codebook_size}")
 
-    def _fail(self, name: str, message: str) -> None:
-        raise ValueError(f"ProxyTokenizerConfig.{name}: {message}")
-
-    def _check_int(self, name: str, minimum: int) -> None:
-        value = getattr(self, name)
-        if not isinstance(value, int) or isinstance(value, bool):
-            self._fail(name, f"must be an integer, got {value!r}")
-        if value < minimum:
-            self._fail(name, f"must be >= {minimum}, got {value}")
-
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProxyTokenizerConfig:
         """Build from a plain mapping; unknown keys are named in the error."""
-        if not isinstance(d, dict):
-            raise ValueError(f"ProxyTokenizerConfig: expected a mapping, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"ProxyTokenizerConfig: unknown keys {unknown}; known keys are {sorted(known)}")
-        return cls(**d)
+        return from_mapping(cls, d, "ProxyTokenizerConfig")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

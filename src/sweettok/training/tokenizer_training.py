@@ -1,7 +1,8 @@
 """SweetTok's two training phases (SPEC section 4).
 
 Phase 1 ("with proxy code"): the decoder predicts the proxy tokenizer's code ids;
-loss = cross-entropy + ``mlc_weight`` * MLC loss.
+loss = cross-entropy + ``mlc_weight`` * MLC loss (which includes the optional code-diversity
+term, ``SweetTokConfig.code_diversity_weight``; logged as ``diversity``, before its weight).
 
 Phase 2 ("without proxy code"): patch embedding, encoder (trunks and queries) and the
 quantizer are frozen; the decoder's logits go through a softmax, a weighted sum of the
@@ -116,7 +117,7 @@ def train_phase1(model: SweetTok, dataset, cfg: PhaseConfig, provenance: Mapping
         logits, mlc_loss, stats = ctx.modules["model"](batch["clip"])
         ce = F.cross_entropy(logits, batch["codes"])
         accuracy = (logits.argmax(1) == batch["codes"]).float().mean()
-        logs = {"ce": ce.detach(), "mlc": mlc_loss.detach(), "accuracy": accuracy,
+        logs = {"ce": ce.detach(), "mlc": mlc_loss.detach(), "accuracy": accuracy, "diversity": stats["diversity"],
                 **{k: v for k, v in stats.items() if k.endswith(("perplexity", "used"))}}
         return StepOutput(losses={"model": ce + cfg.mlc_weight * mlc_loss}, logs=logs)
 
