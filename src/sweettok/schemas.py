@@ -112,14 +112,19 @@ ProxyCodeIndexSchema = DataFrameSchema(
     name="proxy_code_index",
 )
 
+# mean reconstruction scores of one method on the test clips
+_QUALITY_COLUMNS = {
+    "psnr": Column(float, Check.in_range(0.0, 100.0)),
+    "ssim": Column(float, Check.in_range(-1.0, 1.0)),
+    "lpips": Column(float, Check.ge(0.0)),
+}
+
 ReconstructionMetricsSchema = DataFrameSchema(
     {
         "method": Column(str, _nonempty, unique=True),
         # latent tokens per clip; empty for the trivial baselines, which are not tokenizers
         "tokens": Column(pd.Int64Dtype(), Check.ge(1), nullable=True),
-        "psnr": Column(float, Check.in_range(0.0, 100.0)),
-        "ssim": Column(float, Check.in_range(-1.0, 1.0)),
-        "lpips": Column(float, Check.ge(0.0)),
+        **_QUALITY_COLUMNS,
     },
     strict=True,
     coerce=True,
@@ -131,9 +136,7 @@ ReconstructionBudgetSchema = DataFrameSchema(
         "method": Column(str, _nonempty, unique=True),
         # information per clip: an upper bound for a tokenizer's ids, exact for a thumbnail
         "bits": Column(float, Check.gt(0.0)),
-        "psnr": Column(float, Check.in_range(0.0, 100.0)),
-        "ssim": Column(float, Check.in_range(-1.0, 1.0)),
-        "lpips": Column(float, Check.ge(0.0)),
+        **_QUALITY_COLUMNS,
     },
     strict=True,
     coerce=True,
