@@ -45,7 +45,9 @@ def sweettok_bits(model: SweetTok, frames: int) -> float:
     return cfg.spatial_queries * spatial + n_temporal * temporal
 
 
-def _methods(tokenizer_model: dict, proxy_model: dict, codebook: CodebookPrior, frames: int, res: int):
+def _methods(tokenizer_model: dict, proxy_model: dict, codebook: CodebookPrior, frames: int, res: int,
+             thumbnail_sizes: list[int]):
+    """The four scored methods, the thumbnails, tokens per clip and bits per clip by name."""
     sweettok = load_pixel_tokenizer(tokenizer_model["checkpoint"], codebook)
     proxy = load_proxy(proxy_model["checkpoint"])
     methods = {"SweetTok": sweettok, "proxy tokenizer": lambda x: proxy(x).reconstruction,
@@ -53,10 +55,12 @@ def _methods(tokenizer_model: dict, proxy_model: dict, codebook: CodebookPrior, 
     tokens = {"SweetTok": sweettok.sweettok.cfg.num_latent_tokens(frames),
               "proxy tokenizer": proxy.num_tokens(frames, res, res), FIRST_FRAME: None, MEAN_FRAME: None}
     channels = sweettok.sweettok.cfg.in_channels
+    thumbs = {f"first frame at {s}x{s}": FirstFrameThumbnail(s) for s in thumbnail_sizes}
     bits = {"SweetTok": sweettok_bits(sweettok.sweettok, frames),
             "proxy tokenizer": tokens["proxy tokenizer"] * math.log2(proxy.cfg.codebook_size),
-            FIRST_FRAME: float(res * res * channels * 8)}
-    return methods, tokens, bits
+            FIRST_FRAME: float(res * res * channels * 8),
+            **{name: float(thumb.bits(channels)) for name, thumb in thumbs.items()}}
+    return methods, thumbs, tokens, bits
 
 
 def evaluate_reconstruction(clip_index: pd.DataFrame, tokenizer_model: dict, proxy_model: dict,
@@ -65,11 +69,8 @@ def evaluate_reconstruction(clip_index: pd.DataFrame, tokenizer_model: dict, pro
     """PSNR / SSIM / LPIPS on the test clips for SweetTok, the proxy tokenizer and two trivial baselines,
     a figure of a few reconstructions, and the bits-per-clip table with its plot."""
     clips = ClipDataset(clip_index, patchify["shard_dir"], split="test")
-    methods, tokens, bits = _methods(tokenizer_model, proxy_model, language_codebook, patchify["frames"],
-                                     patchify["resolution"])
-    thumbs = {f"first frame at {s}x{s}": FirstFrameThumbnail(s) for s in params.get("thumbnail_sizes", [])}
-    channels = round(bits[FIRST_FRAME]) // (patchify["resolution"] ** 2 * 8)
-    bits.update({name: float(t.bits(channels)) for name, t in thumbs.items()})
+    methods, thumbs, tokens, bits = _methods(tokenizer_model, proxy_model, language_codebook, patchify["frames"],
+                                             patchify["resolution"], params.get("thumbnail_sizes", []))
     scores = score_reconstructions({**methods, **thumbs}, clips, tokens, batch_size=params.get("batch_size", 8))
     table = scores[scores["method"].isin(list(methods))].reset_index(drop=True)
     for row in table.itertuples(index=False):
