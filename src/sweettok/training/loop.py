@@ -37,7 +37,6 @@ figure. The process group is left open for the caller (``distributed.cleanup``).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
@@ -68,6 +67,7 @@ from sweettok.training.distributed import EpochSampler, barrier, init_distribute
 from sweettok.training.ema import EMA
 from sweettok.training.logs import CSVLogger, plot_loss_curves
 from sweettok.training.rng import capture_rng_state, restore_rng_state, seed_everything
+from sweettok.typed_params import from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +145,7 @@ class LoopConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LoopConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"LoopConfig: unknown keys {unknown}; known keys are {sorted(known)}")
-        return cls(**dict(d))
+        return from_mapping(cls, d, "LoopConfig")
 
 
 @dataclass
