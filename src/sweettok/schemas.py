@@ -22,7 +22,13 @@ REJECT_REASONS = [
     "missing_file",
     "not_in_split_lists",
     "unknown_label",
+    "unparsable_line",
+    "in_both_splits",
+    "duplicate_content",
 ]
+# which decoder produced a file's frames: decord (random access, checked against sequential
+# decoding at ingest and per clip), pyav (sequential decoding), pil (images)
+READERS = ["decord", "pyav", "pil"]
 
 _nonempty = Check.str_length(min_value=1)
 
@@ -42,6 +48,7 @@ VideoManifestSchema = DataFrameSchema(
         "height": Column(int, Check.gt(0)),
         "size_bytes": Column(int, Check.gt(0)),
         "sha256": Column(str, Check.str_matches(r"^[0-9a-f]{64}$")),
+        "reader": Column(str, Check.isin(READERS)),
     },
     strict=True,
     coerce=True,
@@ -53,6 +60,8 @@ VideoRejectsSchema = DataFrameSchema(
         "path": Column(str),
         "reason": Column(str, Check.isin(REJECT_REASONS)),
         "detail": Column(str),
+        # where the dataset's lists named it: "<list file>:<line>"; empty for files found on disk only
+        "source": Column(str),
     },
     strict=True,
     coerce=True,
@@ -91,6 +100,7 @@ ClipIndexSchema = DataFrameSchema(
         "frames": Column(int, Check.ge(1)),
         "height": Column(int, Check.gt(0)),
         "width": Column(int, Check.gt(0)),
+        "reader": Column(str, Check.isin(READERS)),
         **_SHARD_LOCATION,
     },
     strict=True,

@@ -111,10 +111,11 @@ def test_imagenet_layout(tmp_path):
     from PIL import Image
 
     root = tmp_path / "in"
+    shade = iter(range(0, 250, 50))
     for split, cls, n in (("train", "n01", 2), ("train", "n02", 1), ("val", "n01", 1)):
         (root / split / cls).mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            Image.fromarray(np.full((40, 30, 3), 50 * i, np.uint8)).save(root / split / cls / f"im{i}.png")
+            Image.fromarray(np.full((40, 30, 3), next(shade), np.uint8)).save(root / split / cls / f"im{i}.png")
     (root / "train" / "n02" / "broken.JPEG").write_bytes(b"not a jpeg")
     result = scan_dataset(root, progress=False)
     m = result.manifest
@@ -122,3 +123,4 @@ def test_imagenet_layout(tmp_path):
     assert (m["width"] == 30).all() and (m["height"] == 40).all()
     assert m.groupby("split").size().to_dict() == {"test": 1, "train": 3}
     assert result.rejects[["path", "reason"]].values.tolist() == [["train/n02/broken.JPEG", "undecodable"]]
+    assert (m["reader"] == "pil").all()

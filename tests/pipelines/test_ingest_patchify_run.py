@@ -1,6 +1,7 @@
 import pandas as pd
 
 from sweettok.data.clips import ClipDataset
+from sweettok.data.video import decord
 from sweettok.schemas import CaptionsSchema, ClipIndexSchema, VideoManifestSchema, VideoRejectsSchema
 
 
@@ -18,6 +19,8 @@ def test_kedro_run_ingest_then_patchify_on_a_tiny_generated_dataset(kedro_projec
     out = kedro_project.run("--pipelines", "ingest")
     log = " ".join((out.stdout + out.stderr).split())
     assert "kept 24 (test 8, train 16); rejected 0" in log
+    # H.264 in mp4: decord's random access gives exactly the sequentially decoded frames
+    assert f"readers: {'decord' if decord is not None else 'pyav'} 24 (" in log
     kedro_project.run("--pipelines", "patchify")
     p = kedro_project.path
     manifest = VideoManifestSchema.validate(pd.read_parquet(p / "data/02_intermediate/video_manifest.parquet"))
@@ -28,5 +31,6 @@ def test_kedro_run_ingest_then_patchify_on_a_tiny_generated_dataset(kedro_projec
     assert len(manifest) == 24 and len(rejects) == 0 and len(captions) == 24
     assert manifest.groupby("split").size().to_dict() == {"test": 8, "train": 16}
     assert index.groupby("split").size().to_dict() == {"test": 8, "train": 32}
+    assert set(manifest["reader"]) == set(index["reader"]) == {"decord" if decord is not None else "pyav"}
     clip = ClipDataset(index, p / "data/03_primary/clip_shards", split="test", verify=True)[0]["clip"]
     assert tuple(clip.shape) == (3, 9, 24, 24)

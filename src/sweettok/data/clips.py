@@ -8,13 +8,19 @@ instead of a video decode.
 
 Sampling follows the paper's protocol: training videos give several evenly spaced
 windows of ``frames`` frames (``1 + 4k``); test videos give one centre window.
+
+Frames are read with the reader ingest found right for each file (`sweettok.data.video`).
+Where that is decord's random access, the first and last frame of every window are checked
+against sequential decoding as well (``verify_random_access``); on any disagreement the
+whole video is read again sequentially. The clip index records the reader of each clip.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +29,20 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from sweettok.data.video import read_frames
+from sweettok.data.video import DECODE_ERRORS, ProbeError, read_frames, verify_random_access
 from sweettok.typed_params import from_mapping
 
 log = logging.getLogger(__name__)
 
 INDEX_COLUMNS = ["clip_id", "video_id", "label", "label_index", "split", "start_frame", "frames",
-                 "height", "width", "shard", "offset", "checksum"]
+                 "height", "width", "reader", "shard", "offset", "checksum"]
+SPLIT_NAMES = ("train", "test")
+
+
+def check_split_names(names, where: str) -> None:
+    """``names`` must be a list of split names (`SPLIT_NAMES`)."""
+    if not isinstance(names, (list, tuple)) or any(n not in SPLIT_NAMES for n in names):
+        raise ValueError(f"{where}={names!r}: must be a list of split names from {list(SPLIT_NAMES)}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,9 @@ class ClipCacheConfig:
         train_clips_per_video: evenly spaced windows per training video.
         shard_dir: folder of the shard files.
         shard_size_mb: a new shard starts when the current one would pass this size.
+        verify_random_access: check the first and last frame of every window read by random
+            access against sequential decoding (costs one sequential decode per such video).
+        allow_empty_splits: splits that may end with no clip; any other empty split stops the run.
     """
 
     frames: int = 17
@@ -51,6 +67,8 @@ class ClipCacheConfig:
     train_clips_per_video: int = 3
     shard_dir: str = "data/03_primary/clip_shards"
     shard_size_mb: int = 256
+    verify_random_access: bool = True
+    allow_empty_splits: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.frames < 1 or (self.frames - 1) % 4:
@@ -63,6 +81,9 @@ class ClipCacheConfig:
             raise ValueError(f"patchify.train_clips_per_video={self.train_clips_per_video}: must be at least 1")
         if self.shard_size_mb < 1:
             raise ValueError(f"patchify.shard_size_mb={self.shard_size_mb}: must be at least 1")
+        if not isinstance(self.verify_random_access, bool):
+            raise ValueError(f"patchify.verify_random_access={self.verify_random_access!r}: must be true or false")
+        check_split_names(self.allow_empty_splits, "patchify.allow_empty_splits")
 
     @classmethod
     def from_dict(cls, params: dict) -> "ClipCacheConfig":
@@ -155,6 +176,28 @@ def _load_image(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))[None]
 
 
+def read_windows(path: Path, reader: str, starts: list[int], frames: int, stride: int,
+                 verify: bool = True) -> tuple[list[tuple[int, np.ndarray]], str]:
+    """The uint8 (T, H, W, 3) windows starting at ``starts``, and the reader that produced them.
+
+    ``reader`` is the manifest's choice for the file. With ``decord`` and ``verify``, the first
+    and last frame of each window are compared with sequential decoding; if any differs, the
+    video is read again sequentially and the reader returned is ``pyav``.
+    """
+    offsets = np.arange(frames) * stride
+    wanted = sorted({int(s + o) for s in starts for o in offsets})
+    decoded = dict(zip(wanted, read_frames(path, wanted, reader)))
+    if reader == "decord" and verify:
+        ends = {int(s) for s in starts} | {int(s + offsets[-1]) for s in starts}
+        wrong = verify_random_access(path, {i: decoded[i] for i in ends})
+        if wrong:
+            log.warning("%s: random access returned other frames than sequential decoding at %s; "
+                        "reading it sequentially", path, wrong[:5])
+            reader = "pyav"
+            decoded = dict(zip(wanted, read_frames(path, wanted, reader)))
+    return [(int(s), np.stack([decoded[int(s + o)] for o in offsets])) for s in starts], reader
+
+
 def build_clip_cache(manifest: pd.DataFrame, cfg: ClipCacheConfig, progress: bool = True) -> pd.DataFrame:
     """Cut, resize and store every clip of the manifest; return the clip index.
 
@@ -165,13 +208,14 @@ def build_clip_cache(manifest: pd.DataFrame, cfg: ClipCacheConfig, progress: boo
 
     writer = ShardWriter(Path(cfg.shard_dir), cfg.shard_size_mb * 1024 * 1024)
     rows = []
-    skipped = 0
+    skipped = failed = 0
+    readers: Counter = Counter()
     try:
         for video in tqdm(manifest.itertuples(index=False), total=len(manifest), desc="caching clips",
                           disable=not progress):
             path = Path(video.root) / video.path
             if video.kind == "image":
-                windows = [(0, _load_image(path))]
+                windows, reader = [(0, _load_image(path))], "pil"
             else:
                 starts = window_starts(int(video.frames), cfg.frames, cfg.frame_stride, video.split,
                                        cfg.train_clips_per_video)
@@ -179,10 +223,14 @@ def build_clip_cache(manifest: pd.DataFrame, cfg: ClipCacheConfig, progress: boo
                     skipped += 1
                     log.warning("%s: %d frames, shorter than one clip; skipped", video.path, video.frames)
                     continue
-                offsets = np.arange(cfg.frames) * cfg.frame_stride
-                wanted = sorted({int(s + o) for s in starts for o in offsets})
-                decoded = dict(zip(wanted, read_frames(path, wanted)))
-                windows = [(s, np.stack([decoded[int(s + o)] for o in offsets])) for s in starts]
+                try:
+                    windows, reader = read_windows(path, video.reader, starts, cfg.frames, cfg.frame_stride,
+                                                   cfg.verify_random_access)
+                except (ProbeError, *DECODE_ERRORS) as exc:  # changed on disk since ingest
+                    failed += 1
+                    log.warning("%s: cannot be read any more (%s); skipped", video.path, exc)
+                    continue
+                readers[reader] += 1
             for start, frames in windows:
                 clip = resize_and_crop(frames, cfg.resolution)  # uint8
                 shard, offset = writer.write(clip)
@@ -196,6 +244,7 @@ def build_clip_cache(manifest: pd.DataFrame, cfg: ClipCacheConfig, progress: boo
                     "frames": int(clip.shape[0]),
                     "height": int(clip.shape[1]),
                     "width": int(clip.shape[2]),
+                    "reader": reader,
                     "shard": shard,
                     "offset": int(offset),
                     "checksum": clip_checksum(clip),
@@ -204,9 +253,19 @@ def build_clip_cache(manifest: pd.DataFrame, cfg: ClipCacheConfig, progress: boo
         writer.close()
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     size = sum(p.stat().st_size for p in Path(cfg.shard_dir).glob("shard_*.bin"))
-    log.info("clip cache: %s clips in %d shard(s), %.1f MB%s",
-             ", ".join(f"{s} {n}" for s, n in index["split"].value_counts().sort_index().items()),
-             writer.index + 1, size / 1e6, f"; {skipped} videos too short" if skipped else "")
+    log.info("clip cache: %s clips in %d shard(s), %.1f MB%s; videos read by %s",
+             ", ".join(f"{s} {n}" for s, n in index["split"].value_counts().sort_index().items()) or "no",
+             writer.index + 1, size / 1e6, (f"; {skipped} videos too short" if skipped else "") + (f"; {failed} unreadable" if failed else ""),
+             ", ".join(f"{r} {n}" for r, n in sorted(readers.items())) or "none")
+    for split in SPLIT_NAMES:
+        if split in cfg.allow_empty_splits or (index["split"] == split).any():
+            continue
+        videos = int((manifest["split"] == split).sum())
+        why = f"{videos} {split} video(s) in the manifest"
+        if skipped:
+            why += f"; {skipped} video(s) shorter than one clip ({cfg.frames} frames at stride {cfg.frame_stride})"
+        raise ValueError(f"patchify: the {split} split has no clips ({why}). "
+                         "Add videos to that split, or add it to patchify.allow_empty_splits.")
     return index
 
 

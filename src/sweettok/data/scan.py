@@ -1,6 +1,6 @@
 """Scanning a dataset root into a manifest of usable files and a table of rejects.
 
-Three layouts are understood:
+Three layouts are understood (`sweettok.data.lists` parses their list files):
 
 - ``ucf101``: ``<Class>/<name>.avi|mp4`` with ``ucfTrainTestlist/{classInd,trainlistNN,testlistNN}.txt``;
   the split lists are the authority, as in UCF-101's protocol.
@@ -10,35 +10,40 @@ Three layouts are understood:
 - ``imagenet``: ``train|val/<class>/*.JPEG|jpg|png`` images; ``val`` is the test split.
 
 Every path named by a data file is resolved and must stay inside the root; a path that
-escapes it (``..``, an absolute path, a symlink out) is rejected, not opened. A file that
-cannot be used goes to the rejects table with its reason and the scan goes on.
+escapes it (``..``, an absolute path, a symlink out) is rejected, not opened. A file or list
+line that cannot be used goes to the rejects table, once, with its first reason, and the
+scan goes on.
+
+Splits are checked for leakage: a file named by both split lists, or the same bytes
+(sha256) under two names in different splits, is an error naming both entries
+(``on_split_conflict: error``) or a reject of every name involved (``reject``). A split
+that ends empty stops the scan unless it is listed in ``allow_empty_splits``.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
-from collections import Counter
+import posixpath
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from sweettok.data.lists import Entry, Reject, parse_class_index, parse_kinetics_csv, parse_ucf_split_list
 from sweettok.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ProbeError, probe_file
 
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("auto", "ucf101", "kinetics", "imagenet")
-TEST_SPLIT_NAMES = {"test", "val", "valid", "validate", "validation"}
+SPLIT_CONFLICT_POLICIES = ("error", "reject")
+MANIFEST_COLUMNS = ["video_id", "path", "root", "label", "label_index", "split", "kind", "frames", "fps",
+                    "width", "height", "size_bytes", "sha256", "reader"]
+REJECT_COLUMNS = ["path", "reason", "detail", "source"]
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One file named by the dataset's own lists, before probing."""
-
-    relpath: str
-    label: str
-    split: str
+class SplitError(ValueError):
+    """The splits are not usable as they are: leakage between them, or one of them empty."""
 
 
 @dataclass
@@ -46,6 +51,7 @@ class ScanResult:
     manifest: pd.DataFrame
     rejects: pd.DataFrame
     captions: pd.DataFrame
+    summary: str = ""
 
 
 def resolve_inside(root: Path, relpath: str) -> Path | None:
@@ -60,7 +66,7 @@ def resolve_inside(root: Path, relpath: str) -> Path | None:
 def detect_layout(root: Path) -> str:
     if (root / "ucfTrainTestlist" / "classInd.txt").is_file():
         return "ucf101"
-    if any(_is_kinetics_csv(p) for p in sorted(root.glob("*.csv"))):
+    if _kinetics_csv(root) is not None:
         return "kinetics"
     if (root / "train").is_dir() and any((root / "train").iterdir()):
         return "imagenet"
@@ -70,66 +76,49 @@ def detect_layout(root: Path) -> str:
     )
 
 
-def _is_kinetics_csv(path: Path) -> bool:
-    with open(path, newline="") as f:
-        header = next(csv.reader(f), [])
-    return {"youtube_id", "time_start", "time_end", "label", "split"} <= set(header)
+def _kinetics_csv(root: Path) -> Path | None:
+    for path in sorted(root.glob("*.csv")):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            header = f.readline().lstrip("\ufeff")
+        if {"youtube_id", "time_start", "time_end", "label", "split"} <= {c.strip() for c in header.split(",")}:
+            return path
+    return None
 
 
-def _ucf101_entries(root: Path, split_index: int) -> tuple[list[Entry], list[tuple[str, str, str]], list[str]]:
+def _ucf101_entries(root: Path, split_index: int) -> tuple[list[Entry], list[Reject], list[str]]:
     lists = root / "ucfTrainTestlist"
-    classes: list[str] = []
-    for line in (lists / "classInd.txt").read_text().splitlines():
-        if line.strip():
-            idx, name = line.split()
-            if int(idx) != len(classes) + 1:
-                raise ValueError(f"{lists / 'classInd.txt'}: class indices must run 1, 2, ...; got {idx} for {name}")
-            classes.append(name)
+    classes, rejects = parse_class_index(lists / "classInd.txt", "classInd.txt")
+    if not classes:
+        raise ValueError(f"{lists / 'classInd.txt'}: no usable '<index> <class name>' line")
     entries: list[Entry] = []
-    rejects: list[tuple[str, str, str]] = []
     for split, fname in (("train", f"trainlist{split_index:02d}.txt"), ("test", f"testlist{split_index:02d}.txt")):
         list_path = lists / fname
         if not list_path.is_file():
             raise FileNotFoundError(f"{list_path}: split list missing")
-        for lineno, line in enumerate(list_path.read_text().splitlines(), 1):
-            parts = line.split()
-            if not parts:
-                continue
-            rel = parts[0]
-            if len(parts) > 1:
-                idx = int(parts[1])
-                if not 1 <= idx <= len(classes):
-                    rejects.append((rel, "unknown_label", f"{fname}:{lineno}: class index {idx} not in classInd.txt"))
-                    continue
-                label = classes[idx - 1]
-            else:
-                label = Path(rel).parts[0] if len(Path(rel).parts) > 1 else ""
-                if label not in classes:
-                    rejects.append((rel, "unknown_label", f"{fname}:{lineno}: folder {label!r} not in classInd.txt"))
-                    continue
-            entries.append(Entry(rel, label, split))
-    return entries, rejects, classes
+        found, bad = parse_ucf_split_list(list_path, fname, split, classes, root)
+        entries += found
+        rejects += bad
+    return entries, rejects, [classes[i] for i in sorted(classes)]
 
 
-def _kinetics_entries(root: Path) -> tuple[list[Entry], list[tuple[str, str, str]], list[str]]:
-    csv_path = next(p for p in sorted(root.glob("*.csv")) if _is_kinetics_csv(p))
+def _kinetics_entries(root: Path) -> tuple[list[Entry], list[Reject], list[str]]:
+    csv_path = _kinetics_csv(root)
     by_stem: dict[str, str] = {}
     for p in sorted(root.rglob("*")):
         if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file():
             by_stem.setdefault(p.stem, p.relative_to(root).as_posix())
-    entries, rejects = [], []
-    for row in pd.read_csv(csv_path, dtype={"youtube_id": str}).itertuples(index=False):
-        stem = f"{row.youtube_id}_{int(row.time_start):06d}_{int(row.time_end):06d}"
-        split = "test" if str(row.split).lower() in TEST_SPLIT_NAMES else "train"
+    rows, rejects = parse_kinetics_csv(csv_path, csv_path.name)
+    entries = []
+    for stem, label, split, source in rows:
         rel = by_stem.get(stem)
         if rel is None:
-            rejects.append((stem, "missing_file", f"{csv_path.name}: no clip file named {stem}.*"))
+            rejects.append(Reject(stem, "missing_file", f"no clip file named {stem}.*", source))
             continue
-        entries.append(Entry(rel, str(row.label), split))
+        entries.append(Entry(rel, label, split, source))
     return entries, rejects, sorted({e.label for e in entries})
 
 
-def _imagenet_entries(root: Path) -> tuple[list[Entry], list[tuple[str, str, str]], list[str]]:
+def _imagenet_entries(root: Path) -> tuple[list[Entry], list[Reject], list[str]]:
     entries = []
     for split_dir in ("train", "val"):
         base = root / split_dir
@@ -137,7 +126,8 @@ def _imagenet_entries(root: Path) -> tuple[list[Entry], list[tuple[str, str, str
             continue
         for p in sorted(base.glob("*/*")):
             if p.suffix.lower() in IMAGE_SUFFIXES:
-                entries.append(Entry(p.relative_to(root).as_posix(), p.parent.name, "train" if split_dir == "train" else "test"))
+                entries.append(Entry(p.relative_to(root).as_posix(), p.parent.name,
+                                     "train" if split_dir == "train" else "test", split_dir))
     return entries, [], sorted({e.label for e in entries})
 
 
@@ -153,7 +143,72 @@ def _read_captions(root: Path) -> dict[str, tuple[str, str]]:
     return {p: (c, t) for p, c, t in zip(table["path"], table["caption"], tagged)}
 
 
+def _conflict_error(kind: str, lines: list[str]) -> SplitError:
+    shown = "\n  ".join(lines[:10]) + (f"\n  ... and {len(lines) - 10} more" if len(lines) > 10 else "")
+    return SplitError(
+        f"{len(lines)} {kind} between the train and test splits (test-set leakage):\n  {shown}\n"
+        "Fix the split lists, or set ingest.on_split_conflict: reject to reject every name involved."
+    )
+
+
+def _split_list_conflicts(entries: list[Entry], policy: str) -> tuple[list[Entry], list[Reject], int]:
+    """One entry per path: drop repeated lines of one split; a path in both splits is a conflict."""
+    by_path: dict[str, list[Entry]] = defaultdict(list)
+    for e in entries:
+        by_path[posixpath.normpath(e.relpath)].append(e)
+    kept, rejects, repeats = [], [], 0
+    conflicts = []
+    for path, group in by_path.items():
+        splits = {e.split for e in group}
+        if len(splits) > 1:
+            first = {s: next(e for e in group if e.split == s) for s in sorted(splits)}
+            conflicts.append((path, " and ".join(f"{s} ({e.source})" for s, e in first.items())))
+            continue
+        repeats += len(group) - 1
+        kept.append(group[0])
+    if conflicts and policy == "error":
+        raise _conflict_error("file(s) named in both split lists", [f"{p}: {where}" for p, where in conflicts])
+    for path, where in conflicts:
+        rejects.append(Reject(path, "in_both_splits", f"named by {where}", where))
+    return kept, rejects, repeats
+
+
+def _content_conflicts(rows: list[dict], policy: str) -> tuple[list[dict], list[Reject], int]:
+    """Rows whose bytes (sha256) also stand under another name in the other split are a conflict."""
+    by_hash: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_hash[r["sha256"]].append(r)
+    dropped: set[int] = set()
+    lines, rejects, same_split = [], [], 0
+    for group in by_hash.values():
+        if len(group) < 2:
+            continue
+        if len({r["split"] for r in group}) == 1:
+            same_split += len(group) - 1
+            continue
+        names = ", ".join(f"{r['split']}:{r['path']}" for r in group)
+        lines.append(f"sha256 {group[0]['sha256'][:12]}: {names}")
+        for r in group:
+            dropped.add(id(r))
+            others = ", ".join(f"{o['split']}:{o['path']}" for o in group if o is not r)
+            rejects.append(Reject(r["path"], "duplicate_content", f"same bytes as {others}", r["source"]))
+    if lines and policy == "error":
+        raise _conflict_error("set(s) of identical files under different names", lines)
+    return [r for r in rows if id(r) not in dropped], rejects, same_split
+
+
+def _check_splits(manifest: pd.DataFrame, rejects: list[Reject], allow_empty: tuple[str, ...], where: str,
+                  fix: str) -> None:
+    for split in ("train", "test"):
+        if split in allow_empty or (manifest["split"] == split).any():
+            continue
+        reasons = Counter(r.reason for r in rejects)
+        why = ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())) or "no file was named for it"
+        raise SplitError(f"{where}: the {split} split is empty after ingest (rejects: {why}). {fix}")
+
+
 def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, split_index: int = 1,
+                 on_split_conflict: str = "error", allow_empty_splits: tuple[str, ...] | list[str] = (),
                  progress: bool = True) -> ScanResult:
     """Scan a dataset root; probe and hash every file its lists name.
 
@@ -162,10 +217,15 @@ def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, s
         layout: one of `LAYOUTS`.
         min_frames: videos with fewer frames are rejected as ``too_short`` (one clip's length).
         split_index: which UCF-101 split lists to use (1-3).
+        on_split_conflict: ``error`` (raise `SplitError` naming both entries) or ``reject`` (reject
+            every name involved) for a file in both splits or the same bytes in two splits.
+        allow_empty_splits: splits that may end with no file; any other empty split raises `SplitError`.
 
     Returns:
-        the manifest (one row per usable file), the rejects (path, reason, detail) and the
-        captions of kept videos (empty when the dataset has no ``captions.csv``).
+        the manifest (one row per usable file, with the reader that returns its frames
+        correctly), the rejects (path, reason, detail, source: ``<list>:<line>`` where a list
+        named it), the captions of kept videos (empty when the dataset has no ``captions.csv``)
+        and a summary for people.
     """
     from tqdm.auto import tqdm
 
@@ -174,61 +234,66 @@ def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, s
         raise FileNotFoundError(f"dataset root {root_path} does not exist")
     if layout not in LAYOUTS:
         raise ValueError(f"ingest.layout={layout!r}: must be one of {LAYOUTS}")
+    if on_split_conflict not in SPLIT_CONFLICT_POLICIES:
+        raise ValueError(f"ingest.on_split_conflict={on_split_conflict!r}: must be one of {SPLIT_CONFLICT_POLICIES}")
     if layout == "auto":
         layout = detect_layout(root_path)
     make = {"ucf101": lambda: _ucf101_entries(root_path, split_index),
             "kinetics": lambda: _kinetics_entries(root_path),
             "imagenet": lambda: _imagenet_entries(root_path)}[layout]
     entries, rejects, classes = make()
+    named = {posixpath.normpath(e.relpath) for e in entries} | {posixpath.normpath(r.path) for r in rejects}
+    entries, conflict_rejects, repeated_lines = _split_list_conflicts(entries, on_split_conflict)
+    rejects += conflict_rejects
     label_index = {c: i for i, c in enumerate(classes)}
 
-    rows = []
-    listed: set[Path] = set()
+    rows: list[dict] = []
+    root_resolved = root_path.resolve()
     for entry in tqdm(entries, desc=f"probing {layout} files", disable=not progress):
         path = resolve_inside(root_path, entry.relpath)
         if path is None:
-            rejects.append((entry.relpath, "path_escapes_root", f"resolves outside {root_path}"))
+            rejects.append(Reject(entry.relpath, "path_escapes_root", f"resolves outside {root_path}", entry.source))
             continue
-        listed.add(path)
         if not path.is_file():
-            rejects.append((entry.relpath, "missing_file", "named by the dataset's lists but not on disk"))
+            rejects.append(Reject(entry.relpath, "missing_file", "named by the dataset's lists but not on disk",
+                                  entry.source))
             continue
         try:
             probe = probe_file(path, min_frames=1 if layout == "imagenet" else min_frames)
         except ProbeError as exc:
-            rejects.append((entry.relpath, exc.reason, exc.detail))
+            rejects.append(Reject(entry.relpath, exc.reason, exc.detail, entry.source))
             continue
-        rel = path.relative_to(root_path.resolve()).as_posix()
+        if probe.note:
+            log.info("%s: read sequentially (%s)", entry.relpath, probe.note)
+        rel = path.relative_to(root_resolved).as_posix()
         rows.append({
-            "video_id": rel.rsplit(".", 1)[0],
-            "path": rel,
-            "root": str(root),
-            "label": entry.label,
-            "label_index": label_index[entry.label],
-            "split": entry.split,
-            "kind": probe.kind,
-            "frames": probe.frames,
-            "fps": probe.fps,
-            "width": probe.width,
-            "height": probe.height,
-            "size_bytes": probe.size_bytes,
-            "sha256": probe.sha256,
+            "video_id": rel.rsplit(".", 1)[0], "path": rel, "root": str(root), "label": entry.label,
+            "label_index": label_index[entry.label], "split": entry.split, "kind": probe.kind,
+            "frames": probe.frames, "fps": probe.fps, "width": probe.width, "height": probe.height,
+            "size_bytes": probe.size_bytes, "sha256": probe.sha256, "reader": probe.reader, "source": entry.source,
         })
+    rows, content_rejects, same_split_copies = _content_conflicts(rows, on_split_conflict)
+    rejects += content_rejects
     if layout == "ucf101":
         # a video on disk that no split list names is reported, not silently dropped
-        for p in sorted(root_path.resolve().glob("*/*")):
-            if p.suffix.lower() in VIDEO_SUFFIXES and p not in listed:
-                rejects.append((p.relative_to(root_path.resolve()).as_posix(), "not_in_split_lists",
-                                "on disk but in no train/test list"))
+        for p in sorted(root_path.glob("*/*")):
+            rel = p.relative_to(root_path).as_posix()
+            if p.suffix.lower() in VIDEO_SUFFIXES and posixpath.normpath(rel) not in named:
+                rejects.append(Reject(rel, "not_in_split_lists", "on disk but in no train/test list"))
 
-    columns = ["video_id", "path", "root", "label", "label_index", "split", "kind", "frames", "fps",
-               "width", "height", "size_bytes", "sha256"]
-    manifest = pd.DataFrame(rows, columns=columns)
-    dup = manifest["video_id"].duplicated(keep="first")
-    for rel in manifest.loc[dup, "path"]:
-        log.warning("%s: listed twice, keeping the first entry", rel)
-    manifest = manifest[~dup].reset_index(drop=True)
-    reject_table = pd.DataFrame(rejects, columns=["path", "reason", "detail"])
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)  # drops the working 'source' column
+    ids = manifest["video_id"].duplicated(keep="first")
+    manifest.loc[ids, "video_id"] = manifest.loc[ids, "path"]  # a.avi and a.mp4: the second keeps its suffix
+    # one row per bad file, with its first reason
+    seen: set[str] = set()
+    unique_rejects = []
+    for r in rejects:
+        key = posixpath.normpath(r.path) if r.reason != "unparsable_line" else f"{r.source}\0{r.path}"
+        if key not in seen:
+            seen.add(key)
+            unique_rejects.append(r)
+    reject_table = pd.DataFrame([[r.path, r.reason, r.detail, r.source] for r in unique_rejects],
+                                columns=REJECT_COLUMNS)
 
     captions = _read_captions(root_path)
     cap_rows = [
@@ -238,12 +303,28 @@ def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, s
     ]
     caption_table = pd.DataFrame(cap_rows, columns=["video_id", "label", "split", "caption", "tagged"])
 
-    by_reason = Counter(reject_table["reason"])
-    log.info(
-        "ingest %s (%s): kept %d (%s); rejected %d%s",
-        root_path, layout, len(manifest),
-        ", ".join(f"{s} {n}" for s, n in manifest["split"].value_counts().sort_index().items()) or "none",
-        len(reject_table),
-        "".join(f"; {reason}: {n}" for reason, n in sorted(by_reason.items())),
-    )
-    return ScanResult(manifest, reject_table, caption_table)
+    summary = ingest_summary(root_path, layout, manifest, reject_table, repeated_lines, same_split_copies)
+    for line in summary.splitlines():
+        log.info(line)
+    _check_splits(manifest, unique_rejects, tuple(allow_empty_splits), f"ingest of {root_path}",
+                  "Fix the split lists, or add the split to ingest.allow_empty_splits.")
+    return ScanResult(manifest, reject_table, caption_table, summary)
+
+
+def ingest_summary(root: Path, layout: str, manifest: pd.DataFrame, rejects: pd.DataFrame,
+                   repeated_lines: int = 0, same_split_copies: int = 0) -> str:
+    """The lines a person reads at the end of ingest: kept by split, rejected by reason, readers used."""
+    def counts(series: pd.Series) -> str:
+        return ", ".join(f"{k} {n}" for k, n in sorted(Counter(series).items())) or "none"
+
+    lines = [
+        f"ingest of {root} ({layout}): kept {len(manifest)} ({counts(manifest['split'])}); "
+        f"rejected {len(rejects)}",
+        f"  rejected by reason: {counts(rejects['reason'])}",
+        f"  readers: {counts(manifest['reader'])} (decord = random access checked against sequential "
+        "decoding; pyav = sequential decoding)",
+    ]
+    if repeated_lines or same_split_copies:
+        lines.append(f"  also: {repeated_lines} repeated list line(s) ignored; {same_split_copies} file(s) "
+                     "with the same bytes as another file of the same split kept")
+    return "\n".join(lines)

@@ -1,21 +1,42 @@
-"""Reading and probing video files: decord first, PyAV where decord is unavailable.
+"""Reading and probing video files: frames exactly where their index says they are.
 
-`probe_file` classifies a file before any decoder touches it (empty, container header,
-box structure), then opens it and decodes its last frame, so that a truncated or corrupt
-file is found at ingestion with a reason, not in the middle of training.
+Frame ``i`` of a video is the ``i``-th frame a decoder gives when it reads the file from
+the start (sequential decoding, PyAV). That is the reference everything here is checked
+against, because random access is not always right: for MPEG-4 Part 2 with B-frames in an
+AVI, decord's seek lands on the wrong frame and returns it without an error.
+
+`probe_file` classifies a file before any decoder touches it (empty, container
+signature, box structure), then decodes every frame in order to count them (a header's
+frame count is not trusted) and to take a digest of each one, and finally asks decord for a
+spread of frames by random access. If decord opens the file, counts the same frames and
+returns exactly the same pixels, the probe names ``decord`` as the file's reader; otherwise
+``pyav`` (sequential reading). `read_frames` reads with either; a clip cache holds the same
+bytes whichever reader filled it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv",
+                  ".3gp", ".ts"}
+READERS = ("decord", "pyav", "pil")
+
+# Random access is trusted only where it gives exactly the frames sequential decoding gives:
+# decord and PyAV both decode with libavcodec and agree bit for bit on most files, but not
+# on all (odd sizes, full-range JPEG, 10-bit: their colour conversions differ by a few
+# levels). Demanding equality keeps the clip cache the same whichever reader filled it.
+RANDOM_ACCESS_CHECKS = 9
 
 try:  # decord has x86_64 wheels only
     import decord
@@ -25,6 +46,14 @@ try:  # decord has x86_64 wheels only
 except ImportError:  # pragma: no cover - exercised on machines without decord
     decord = None
     _DECORD_ERRORS = (RuntimeError,)
+
+try:
+    import av
+
+    # what reading a file that changed or broke after ingest can raise
+    DECODE_ERRORS: tuple[type[BaseException], ...] = (*_DECORD_ERRORS, av.error.FFmpegError, OSError)
+except ImportError:  # pragma: no cover
+    DECODE_ERRORS = (*_DECORD_ERRORS, OSError)
 
 
 class ProbeError(Exception):
@@ -38,7 +67,8 @@ class ProbeError(Exception):
 
 @dataclass(frozen=True)
 class Probe:
-    """What a file holds: frame count, frame rate (0 for images), size in pixels."""
+    """What a file holds: frame count (decoded, not from the header), frame rate (0 for images),
+    size in pixels, and the reader that returns its frames correctly (`READERS`)."""
 
     kind: str  # "video" or "image"
     frames: int
@@ -47,6 +77,8 @@ class Probe:
     height: int
     size_bytes: int
     sha256: str
+    reader: str
+    note: str = ""  # why the reader is not decord, when it is not
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -59,12 +91,22 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def _container_of(head: bytes) -> str | None:
     """The container a file's first bytes announce, or None."""
-    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
+    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"):
         return "mp4"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "avi"
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return "matroska"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:3] == b"FLV":
+        return "flv"
+    if head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "mpeg"
+    if head[:4] == b"\x30\x26\xb2\x75":
+        return "asf"
+    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:  # MPEG-TS: a sync byte every 188
+        return "mpegts"
     return None
 
 
@@ -96,28 +138,70 @@ def _mp4_boxes_complete(path: Path, size: int) -> tuple[bool, str]:
     return True, ""
 
 
-def _probe_decord(path: Path) -> tuple[int, float, int, int]:
-    vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    n = len(vr)
-    if n == 0:
-        raise ProbeError("undecodable", "no frames")
-    last = vr[n - 1].asnumpy()  # decoding the last frame catches a broken tail
-    return n, float(vr.get_avg_fps()), int(last.shape[1]), int(last.shape[0])
+def frame_digest(frame: np.ndarray) -> bytes:
+    """A 16-byte digest of a decoded frame's shape and pixels (equal digests: equal frames)."""
+    frame = np.ascontiguousarray(frame)
+    return hashlib.blake2b(repr(frame.shape).encode() + frame.tobytes(), digest_size=16).digest()
 
 
-def _probe_pyav(path: Path) -> tuple[int, float, int, int]:
+def iter_frames_sequential(path: str | Path) -> Iterator["av.VideoFrame"]:  # noqa: F821
+    """Decode the first video stream from the start, in presentation order (PyAV)."""
     import av
 
     with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ProbeError("not_a_video", "the container holds no video stream")
         stream = container.streams.video[0]
-        n, width, height = 0, stream.codec_context.width, stream.codec_context.height
-        for frame in container.decode(stream):
-            n += 1
-            width, height = frame.width, frame.height
-        fps = float(stream.average_rate or 0.0)
-    if n == 0:
-        raise ProbeError("undecodable", "no frames")
-    return n, fps, width, height
+        stream.thread_type = "AUTO"  # frame threads: same frames, in the same order
+        yield from container.decode(stream)
+
+
+def _decode_all(path: Path) -> tuple[list[bytes], float, int, int]:
+    """Digests of every frame, read in order; with frame rate and size."""
+    import av
+
+    prints: list[bytes] = []
+    width = height = 0
+    try:
+        for frame in iter_frames_sequential(path):
+            rgb = frame.to_ndarray(format="rgb24")
+            prints.append(frame_digest(rgb))
+            height, width = rgb.shape[:2]
+    except ProbeError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        where = f"after {len(prints)} frames" if prints else "at the first frame"
+        raise ProbeError("undecodable", f"decoding failed {where}: {type(exc).__name__}: {exc}"[:200]) from exc
+    if not prints:
+        raise ProbeError("undecodable", "no frames decode")
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or 0
+    return prints, float(rate), width, height
+
+
+def check_positions(n_frames: int, count: int = RANDOM_ACCESS_CHECKS) -> list[int]:
+    """Evenly spread frame indices from the first to the last, for random-access checks."""
+    return sorted({int(i) for i in np.linspace(0, n_frames - 1, min(count, n_frames)).round()})
+
+
+def _decord_agrees(path: Path, prints: list[bytes]) -> str:
+    """Empty when decord's random access returns the sequentially decoded frames; else why not."""
+    if decord is None:
+        return "decord is not installed"
+    try:
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        if len(vr) != len(prints):
+            return f"decord counts {len(vr)} frames, sequential decoding {len(prints)}"
+        positions = check_positions(len(prints))
+        # out of order on purpose: each read seeks, as a clip cache's reads do
+        order = positions[len(positions) // 2 :] + positions[: len(positions) // 2]
+        for i, frame in zip(order, vr.get_batch(order).asnumpy()):
+            if frame_digest(frame) != prints[i]:
+                return f"decord's frame {i} differs from frame {i} of sequential decoding"
+    except _DECORD_ERRORS as exc:
+        return f"decord cannot read it: {str(exc).splitlines()[0][:120]}"
+    return ""
 
 
 def probe_file(path: Path, min_frames: int = 1) -> Probe:
@@ -138,12 +222,12 @@ def probe_file(path: Path, min_frames: int = 1) -> Probe:
             with Image.open(path) as im:
                 im.load()
                 width, height = im.size
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise ProbeError("undecodable", f"image: {exc}") from exc
-        return Probe("image", 1, 0.0, width, height, size, sha256_file(path))
+        return Probe("image", 1, 0.0, width, height, size, sha256_file(path), "pil")
 
     with open(path, "rb") as f:
-        head = f.read(16)
+        head = f.read(512)
     container = _container_of(head)
     if container is None:
         raise ProbeError("not_a_video", f"no known container signature (starts with {head[:8].hex()})")
@@ -152,35 +236,52 @@ def probe_file(path: Path, min_frames: int = 1) -> Probe:
         if not complete:
             raise ProbeError("truncated", why)
     try:
-        frames, fps, width, height = _probe_decord(path) if decord is not None else _probe_pyav(path)
+        prints, fps, width, height = _decode_all(path)
     except ProbeError:
         raise
-    except _DECORD_ERRORS as exc:
-        raise ProbeError("undecodable", str(exc).splitlines()[0][:200]) from exc
-    except Exception as exc:  # PyAV raises its own error classes
+    except Exception as exc:  # PyAV's open() raises its own error classes
         raise ProbeError("undecodable", f"{type(exc).__name__}: {exc}"[:200]) from exc
-    if frames < min_frames:
-        raise ProbeError("too_short", f"{frames} frames, a clip needs {min_frames}")
-    return Probe("video", frames, fps, width, height, size, sha256_file(path))
+    if len(prints) < min_frames:
+        raise ProbeError("too_short", f"{len(prints)} frames, a clip needs {min_frames}")
+    why_not = _decord_agrees(path, prints)
+    reader = "pyav" if why_not else "decord"
+    return Probe("video", len(prints), fps, width, height, size, sha256_file(path), reader, why_not)
 
 
-def read_frames(path: str | Path, indices: list[int] | np.ndarray) -> np.ndarray:
-    """Decode the given frames of a video as uint8 (len(indices), H, W, 3)."""
+def _read_sequential(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
+    wanted = set(indices)
+    last = max(indices)
+    frames: dict[int, np.ndarray] = {}
+    for i, frame in enumerate(iter_frames_sequential(path)):
+        if i in wanted:
+            frames[i] = frame.to_ndarray(format="rgb24")
+        if i >= last:
+            break
+    return frames
+
+
+def read_frames(path: str | Path, indices: list[int] | np.ndarray, reader: str = "pyav") -> np.ndarray:
+    """Decode the given frames of a video as uint8 (len(indices), H, W, 3).
+
+    ``reader`` is ``decord`` (random access; use it only where `probe_file` found it right)
+    or ``pyav`` (sequential decoding from the start, always right, slower for late frames).
+    """
     indices = [int(i) for i in indices]
-    if decord is not None:
+    path = Path(path)
+    if reader not in ("decord", "pyav"):
+        raise ValueError(f"reader={reader!r}: must be 'decord' or 'pyav'")
+    if reader == "decord" and decord is not None:
         vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
         return vr.get_batch(indices).asnumpy()
-    import av
-
-    wanted = set(indices)
-    frames: dict[int, np.ndarray] = {}
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in wanted:
-                frames[i] = frame.to_ndarray(format="rgb24")
-            if i >= max(indices):
-                break
-    missing = wanted - set(frames)
+    frames = _read_sequential(path, indices)
+    missing = set(indices) - set(frames)
     if missing:
         raise ProbeError("undecodable", f"{path}: frames {sorted(missing)[:5]} could not be decoded")
     return np.stack([frames[i] for i in indices])
+
+
+def verify_random_access(path: str | Path, frames: dict[int, np.ndarray]) -> list[int]:
+    """Indices among ``frames`` (index -> uint8 frame read by random access) that are not exactly
+    the sequentially decoded frame of that index. Decodes up to the largest index."""
+    sequential = _read_sequential(Path(path), sorted(frames))
+    return [i for i, frame in sorted(frames.items()) if i not in sequential or not np.array_equal(frame, sequential[i])]

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sweettok.data.scan import LAYOUTS, scan_dataset
+from sweettok.data.scan import LAYOUTS, SPLIT_CONFLICT_POLICIES, scan_dataset
+from sweettok.data.clips import check_split_names
 from sweettok.data.synthetic import SyntheticConfig, generate_dataset
 from sweettok.typed_params import from_mapping
 
@@ -23,6 +24,11 @@ class IngestParams:
         layout: ``auto``, ``ucf101``, ``kinetics`` or ``imagenet``.
         split_index: UCF-101 split lists to use (1-3).
         min_frames: videos with fewer frames are rejected (one clip's length).
+        on_split_conflict: a file named by both split lists, or the same bytes under two names in
+            different splits: ``error`` stops the run naming both entries; ``reject`` rejects every
+            name involved (reasons ``in_both_splits``, ``duplicate_content``).
+        allow_empty_splits: splits that may end with no file (for instance ``[test]`` for a
+            training-only collection); any other empty split stops the run.
         synthetic: parameters of the embedded dataset (`SyntheticConfig`).
     """
 
@@ -31,6 +37,8 @@ class IngestParams:
     layout: str = "auto"
     split_index: int = 1
     min_frames: int = 17
+    on_split_conflict: str = "error"
+    allow_empty_splits: list = field(default_factory=list)
     synthetic: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -40,6 +48,10 @@ class IngestParams:
             raise ValueError(f"ingest.layout={self.layout!r}: must be one of {LAYOUTS}")
         if self.min_frames < 1:
             raise ValueError(f"ingest.min_frames={self.min_frames}: must be at least 1")
+        if self.on_split_conflict not in SPLIT_CONFLICT_POLICIES:
+            raise ValueError(f"ingest.on_split_conflict={self.on_split_conflict!r}: must be one of "
+                             f"{SPLIT_CONFLICT_POLICIES}")
+        check_split_names(self.allow_empty_splits, "ingest.allow_empty_splits")
 
     @classmethod
     def from_dict(cls, params: dict) -> "IngestParams":
@@ -57,5 +69,6 @@ def prepare_dataset(params: dict) -> str:
 def scan(root: str, params: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Probe and hash every file of the root: (video_manifest, video_rejects, captions)."""
     p = IngestParams.from_dict(params)
-    result = scan_dataset(root, layout=p.layout, min_frames=p.min_frames, split_index=p.split_index)
+    result = scan_dataset(root, layout=p.layout, min_frames=p.min_frames, split_index=p.split_index,
+                          on_split_conflict=p.on_split_conflict, allow_empty_splits=p.allow_empty_splits)
     return result.manifest, result.rejects, result.captions
