@@ -299,3 +299,12 @@ def test_manifest_reader_column_survives_the_catalog_round_trip(root, tmp_path):
     back = VideoManifestSchema.validate(pd.read_parquet(tmp_path / "m.parquet"))
     assert back["reader"].tolist() == manifest["reader"].tolist()
     assert set(back["reader"]) <= {"decord", "pyav"}
+
+
+def test_probing_in_worker_processes_gives_the_same_manifest_and_rejects(root):
+    (root / "Grow/v_Grow_g01_c01.mp4").write_bytes(b"\x00" * 100)  # one bad file among the good ones
+    one = scan_dataset(root, min_frames=17, progress=False, allow_empty_splits=["test"])
+    two = scan_dataset(root, min_frames=17, progress=False, allow_empty_splits=["test"], workers=2)
+    pd.testing.assert_frame_equal(one.manifest, two.manifest)
+    pd.testing.assert_frame_equal(one.rejects, two.rejects)
+    assert one.rejects[["path", "reason"]].values.tolist() == [["Grow/v_Grow_g01_c01.mp4", "not_a_video"]]

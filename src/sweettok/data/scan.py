@@ -23,15 +23,17 @@ that ends empty stops the scan unless it is listed in ``allow_empty_splits``.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import posixpath
 from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from sweettok.data.lists import Entry, Reject, parse_class_index, parse_kinetics_csv, parse_ucf_split_list
-from sweettok.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ProbeError, probe_file
+from sweettok.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Probe, ProbeError, probe_file
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +199,28 @@ def _content_conflicts(rows: list[dict], policy: str) -> tuple[list[dict], list[
     return [r for r in rows if id(r) not in dropped], rejects, same_split
 
 
+def _probe_job(job: tuple[str, int]) -> tuple[Probe | None, tuple[str, str] | None]:
+    """Probe in a worker process; a `ProbeError` comes back as (reason, detail), not raised."""
+    path, min_frames = job
+    try:
+        return probe_file(Path(path), min_frames=min_frames), None
+    except ProbeError as exc:
+        return None, (exc.reason, exc.detail)
+
+
+def _probe_all(jobs: list[tuple[str, int]], workers: int, desc: str, progress: bool):
+    """`_probe_job` over ``jobs`` in order, in ``workers`` processes (spawned: the parent may hold
+    threads and decoder state that a fork would copy)."""
+    from tqdm.auto import tqdm
+
+    if workers <= 1 or len(jobs) < 2:
+        yield from tqdm(map(_probe_job, jobs), total=len(jobs), desc=desc, disable=not progress)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = pool.map(_probe_job, jobs, chunksize=max(1, min(16, len(jobs) // (4 * workers))))
+        yield from tqdm(results, total=len(jobs), desc=desc, disable=not progress)
+
+
 def _check_splits(manifest: pd.DataFrame, rejects: list[Reject], allow_empty: tuple[str, ...], where: str,
                   fix: str) -> None:
     for split in ("train", "test"):
@@ -209,7 +233,7 @@ def _check_splits(manifest: pd.DataFrame, rejects: list[Reject], allow_empty: tu
 
 def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, split_index: int = 1,
                  on_split_conflict: str = "error", allow_empty_splits: tuple[str, ...] | list[str] = (),
-                 progress: bool = True) -> ScanResult:
+                 workers: int = 1, progress: bool = True) -> ScanResult:
     """Scan a dataset root; probe and hash every file its lists name.
 
     Args:
@@ -220,6 +244,7 @@ def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, s
         on_split_conflict: ``error`` (raise `SplitError` naming both entries) or ``reject`` (reject
             every name involved) for a file in both splits or the same bytes in two splits.
         allow_empty_splits: splits that may end with no file; any other empty split raises `SplitError`.
+        workers: processes that probe files in parallel (each decodes whole videos).
 
     Returns:
         the manifest (one row per usable file, with the reader that returns its frames
@@ -227,8 +252,6 @@ def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, s
         named it), the captions of kept videos (empty when the dataset has no ``captions.csv``)
         and a summary for people.
     """
-    from tqdm.auto import tqdm
-
     root_path = Path(root)
     if not root_path.is_dir():
         raise FileNotFoundError(f"dataset root {root_path} does not exist")
@@ -249,19 +272,21 @@ def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, s
 
     rows: list[dict] = []
     root_resolved = root_path.resolve()
-    for entry in tqdm(entries, desc=f"probing {layout} files", disable=not progress):
+    to_probe: list[tuple[Entry, Path]] = []
+    for entry in entries:
         path = resolve_inside(root_path, entry.relpath)
         if path is None:
             rejects.append(Reject(entry.relpath, "path_escapes_root", f"resolves outside {root_path}", entry.source))
-            continue
-        if not path.is_file():
+        elif not path.is_file():
             rejects.append(Reject(entry.relpath, "missing_file", "named by the dataset's lists but not on disk",
                                   entry.source))
-            continue
-        try:
-            probe = probe_file(path, min_frames=1 if layout == "imagenet" else min_frames)
-        except ProbeError as exc:
-            rejects.append(Reject(entry.relpath, exc.reason, exc.detail, entry.source))
+        else:
+            to_probe.append((entry, path))
+    jobs = [(str(path), 1 if layout == "imagenet" else min_frames) for _, path in to_probe]
+    probes = _probe_all(jobs, workers, f"probing {layout} files", progress)
+    for (entry, path), (probe, error) in zip(to_probe, probes):
+        if error is not None:
+            rejects.append(Reject(entry.relpath, *error, entry.source))
             continue
         if probe.note:
             log.info("%s: read sequentially (%s)", entry.relpath, probe.note)

@@ -29,6 +29,7 @@ class IngestParams:
             name involved (reasons ``in_both_splits``, ``duplicate_content``).
         allow_empty_splits: splits that may end with no file (for instance ``[test]`` for a
             training-only collection); any other empty split stops the run.
+        workers: processes that probe files in parallel (each decodes its videos from start to end).
         synthetic: parameters of the embedded dataset (`SyntheticConfig`).
     """
 
@@ -39,6 +40,7 @@ class IngestParams:
     min_frames: int = 17
     on_split_conflict: str = "error"
     allow_empty_splits: list = field(default_factory=list)
+    workers: int = 2
     synthetic: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -52,6 +54,8 @@ class IngestParams:
             raise ValueError(f"ingest.on_split_conflict={self.on_split_conflict!r}: must be one of "
                              f"{SPLIT_CONFLICT_POLICIES}")
         check_split_names(self.allow_empty_splits, "ingest.allow_empty_splits")
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
+            raise ValueError(f"ingest.workers={self.workers!r}: must be an integer >= 1")
 
     @classmethod
     def from_dict(cls, params: dict) -> "IngestParams":
@@ -70,5 +74,6 @@ def scan(root: str, params: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     """Probe and hash every file of the root: (video_manifest, video_rejects, captions)."""
     p = IngestParams.from_dict(params)
     result = scan_dataset(root, layout=p.layout, min_frames=p.min_frames, split_index=p.split_index,
-                          on_split_conflict=p.on_split_conflict, allow_empty_splits=p.allow_empty_splits)
+                          on_split_conflict=p.on_split_conflict, allow_empty_splits=p.allow_empty_splits,
+                          workers=p.workers)
     return result.manifest, result.rejects, result.captions
