@@ -202,7 +202,7 @@ def audit(root: Path, out: Path | None, numbered: bool, frames: int, resolution:
     print(scan.summary)
     print(f"ingest {t_ingest:.1f} s, patchify {t_patchify:.1f} s; {len(index)} clips")
     with pd.option_context("display.max_colwidth", 70, "display.width", 250, "display.max_columns", 20):
-        print(table.fillna("").to_string(index=False))
+        print(table.astype(object).fillna("").to_string(index=False))
     if out is not None:
         table.to_csv(out, index=False)
     return table

@@ -12,6 +12,18 @@ import pandera.pandas as pa
 from pandera.pandas import Check, Column, DataFrameSchema
 
 SPLITS = ["train", "test"]
+
+
+def check_split_names(names, where: str) -> None:
+    """``names`` (a parameter) must be a list of split names from `SPLITS`."""
+    if not isinstance(names, (list, tuple)) or any(n not in SPLITS for n in names):
+        raise ValueError(f"{where}={names!r}: must be a list of split names from {SPLITS}")
+
+
+def empty_splits(splits: pd.Series, allowed) -> list[str]:
+    """The splits of `SPLITS` that no row of ``splits`` holds and ``allowed`` does not excuse."""
+    present = set(splits)
+    return [s for s in SPLITS if s not in present and s not in allowed]
 REJECT_REASONS = [
     "empty_file",
     "truncated",

@@ -30,19 +30,13 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from sweettok.data.video import DECODE_ERRORS, ProbeError, read_frames, verify_random_access
+from sweettok.schemas import check_split_names, empty_splits
 from sweettok.typed_params import from_mapping
 
 log = logging.getLogger(__name__)
 
 INDEX_COLUMNS = ["clip_id", "video_id", "label", "label_index", "split", "start_frame", "frames",
                  "height", "width", "reader", "shard", "offset", "checksum"]
-SPLIT_NAMES = ("train", "test")
-
-
-def check_split_names(names, where: str) -> None:
-    """``names`` must be a list of split names (`SPLIT_NAMES`)."""
-    if not isinstance(names, (list, tuple)) or any(n not in SPLIT_NAMES for n in names):
-        raise ValueError(f"{where}={names!r}: must be a list of split names from {list(SPLIT_NAMES)}")
 
 
 @dataclass(frozen=True)
@@ -253,13 +247,11 @@ def build_clip_cache(manifest: pd.DataFrame, cfg: ClipCacheConfig, progress: boo
         writer.close()
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     size = sum(p.stat().st_size for p in Path(cfg.shard_dir).glob("shard_*.bin"))
+    notes = (f"; {skipped} videos too short" if skipped else "") + (f"; {failed} unreadable" if failed else "")
     log.info("clip cache: %s clips in %d shard(s), %.1f MB%s; videos read by %s",
              ", ".join(f"{s} {n}" for s, n in index["split"].value_counts().sort_index().items()) or "no",
-             writer.index + 1, size / 1e6, (f"; {skipped} videos too short" if skipped else "") + (f"; {failed} unreadable" if failed else ""),
-             ", ".join(f"{r} {n}" for r, n in sorted(readers.items())) or "none")
-    for split in SPLIT_NAMES:
-        if split in cfg.allow_empty_splits or (index["split"] == split).any():
-            continue
+             writer.index + 1, size / 1e6, notes, ", ".join(f"{r} {n}" for r, n in sorted(readers.items())) or "none")
+    for split in empty_splits(index["split"], cfg.allow_empty_splits)[:1]:
         videos = int((manifest["split"] == split).sum())
         why = f"{videos} {split} video(s) in the manifest"
         if skipped:

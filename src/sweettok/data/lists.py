@@ -32,6 +32,7 @@ TEST_SPLIT_NAMES = {"test", "val", "valid", "validate", "validation"}
 KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end", "label", "split")
 
 _TRAILING_INT = re.compile(r"^(?P<path>.*\S)\s+(?P<index>[+-]?\d+)$")
+_CLASS_LINE = re.compile(r"^(?P<index>\d+)\s+(?P<name>\S.*)$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -116,21 +117,19 @@ def parse_class_index(path: Path, name: str) -> tuple[dict[int, str], list[Rejec
     lines, rejects = read_lines(path, name)
     classes: dict[int, str] = {}
     for lineno, text in lines:
-        head, _, rest = text.partition(" ")
-        rest = rest.strip()
-        if "\t" in head:  # tab-separated variant
-            head, _, rest2 = head.partition("\t")
-            rest = (rest2 + " " + rest).strip()
         where = f"{name}:{lineno}"
-        if not re.fullmatch(r"\d+", head) or not rest:
+        match = _CLASS_LINE.match(text)
+        if match is None:
             rejects.append(Reject(text, "unparsable_line", "expected '<index> <class name>'", where))
-        elif int(head) in classes:
-            rejects.append(Reject(text, "unparsable_line",
-                                  f"class index {head} already names {classes[int(head)]!r}", where))
-        elif rest in classes.values():
-            rejects.append(Reject(text, "unparsable_line", f"class {rest!r} listed under two indices", where))
+            continue
+        index, label = int(match["index"]), match["name"]
+        if index in classes:
+            rejects.append(Reject(text, "unparsable_line", f"class index {index} already names {classes[index]!r}",
+                                  where))
+        elif label in classes.values():
+            rejects.append(Reject(text, "unparsable_line", f"class {label!r} listed under two indices", where))
         else:
-            classes[int(head)] = rest
+            classes[index] = label
     return classes, rejects
 
 
@@ -143,8 +142,8 @@ def parse_ucf_split_list(path: Path, name: str, split: str, classes: dict[int, s
     for lineno, text in lines:
         where = f"{name}:{lineno}"
         match = _TRAILING_INT.match(text)
-        whole = find_on_disk(root, _unquote(text))
-        if match is None or (split == "test" and (root / whole).exists()):
+        whole = find_on_disk(root, _unquote(text)) if match is None or split == "test" else None
+        if match is None or (whole is not None and (root / whole).exists()):
             rel, index = whole, None
         else:
             rel, index = find_on_disk(root, _unquote(match["path"])), int(match["index"])

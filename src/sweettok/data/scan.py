@@ -34,6 +34,7 @@ import pandas as pd
 
 from sweettok.data.lists import Entry, Reject, parse_class_index, parse_kinetics_csv, parse_ucf_split_list
 from sweettok.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Probe, ProbeError, probe_file
+from sweettok.schemas import empty_splits
 
 log = logging.getLogger(__name__)
 
@@ -221,16 +222,6 @@ def _probe_all(jobs: list[tuple[str, int]], workers: int, desc: str, progress: b
         yield from tqdm(results, total=len(jobs), desc=desc, disable=not progress)
 
 
-def _check_splits(manifest: pd.DataFrame, rejects: list[Reject], allow_empty: tuple[str, ...], where: str,
-                  fix: str) -> None:
-    for split in ("train", "test"):
-        if split in allow_empty or (manifest["split"] == split).any():
-            continue
-        reasons = Counter(r.reason for r in rejects)
-        why = ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())) or "no file was named for it"
-        raise SplitError(f"{where}: the {split} split is empty after ingest (rejects: {why}). {fix}")
-
-
 def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, split_index: int = 1,
                  on_split_conflict: str = "error", allow_empty_splits: tuple[str, ...] | list[str] = (),
                  workers: int = 1, progress: bool = True) -> ScanResult:
@@ -331,8 +322,11 @@ def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, s
     summary = ingest_summary(root_path, layout, manifest, reject_table, repeated_lines, same_split_copies)
     for line in summary.splitlines():
         log.info(line)
-    _check_splits(manifest, unique_rejects, tuple(allow_empty_splits), f"ingest of {root_path}",
-                  "Fix the split lists, or add the split to ingest.allow_empty_splits.")
+    for split in empty_splits(manifest["split"], allow_empty_splits)[:1]:
+        reasons = ", ".join(f"{k} {n}" for k, n in sorted(Counter(r.reason for r in unique_rejects).items()))
+        raise SplitError(f"ingest of {root_path}: the {split} split is empty after ingest (rejects: "
+                         f"{reasons or 'no file was named for it'}). Fix the split lists, or add the split to "
+                         "ingest.allow_empty_splits.")
     return ScanResult(manifest, reject_table, caption_table, summary)
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from sweettok.data.scan import LAYOUTS, SPLIT_CONFLICT_POLICIES, scan_dataset
-from sweettok.data.clips import check_split_names
 from sweettok.data.synthetic import SyntheticConfig, generate_dataset
+from sweettok.schemas import check_split_names
 from sweettok.typed_params import from_mapping
 
 SOURCES = ("synthetic", "path")
