@@ -10,9 +10,11 @@ decorator::
 A name with a space (``"bench model"``) becomes a nested subcommand (``sweettok bench model``).
 
 Profiles: ``--config base|paper`` names a Kedro configuration environment under ``conf/``.
-Model parameters come from ``conf/base/parameters_model.yml`` with ``conf/<env>/`` merged over
-it (recursively, the environment winning). ``conf/`` is found by walking up from the current
-directory, else in the project that contains this package, or given with ``--conf-dir``.
+Parameters are read by the project's own config loader (``sweettok.settings``: Kedro's
+``OmegaConfigLoader``, ``conf/<env>`` soft-merged over ``conf/base``), so a command sees exactly
+the parameters that ``kedro run --env <env>`` gives its nodes. ``conf/`` is found by walking up
+from the current directory, else in the project that contains this package, or given with
+``--conf-dir``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Callable
 
 import click
 
-__all__ = ["main", "command", "arg", "find_conf_root", "load_parameters", "load_model_config"]
+__all__ = ["main", "command", "arg", "find_conf_root", "load_params", "load_parameters", "load_model_config"]
 
 for _var, _value in (("KEDRO_DISABLE_TELEMETRY", "1"), ("DVC_NO_ANALYTICS", "1"), ("HF_HUB_OFFLINE", "1")):
     os.environ.setdefault(_var, _value)
@@ -125,38 +127,53 @@ def find_conf_root(conf_dir: str | os.PathLike | None = None) -> Path:
     raise FileNotFoundError(f"no conf/base found above {here} or in {project}; pass --conf-dir")
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+def load_params(env: str = "base", conf_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Every parameter of configuration environment ``env``, as ``kedro run --env <env>`` sees them.
+
+    The loader is the project's (``sweettok.settings.CONFIG_LOADER_CLASS`` with
+    ``CONFIG_LOADER_ARGS``: base environment ``base``, ``parameters`` soft-merged), with ``env``
+    as the run environment; ``env="base"`` gives ``conf/base`` alone.
+
+    Raises:
+        FileNotFoundError: if ``conf/`` or the environment is missing.
+    """
+    from sweettok import settings
+
+    root = find_conf_root(conf_dir)
+    if not (root / env).is_dir():
+        raise FileNotFoundError(f"configuration environment {env!r} not found in {root}")
+    loader = settings.CONFIG_LOADER_CLASS(str(root), env=env, **settings.CONFIG_LOADER_ARGS)
+    return loader["parameters"]
 
 
 def load_parameters(filename: str, env: str = "base", conf_dir: str | os.PathLike | None = None) -> dict:
-    """``conf/base/<filename>`` with ``conf/<env>/<filename>`` merged over it (when present)."""
+    """The merged parameters (see :func:`load_params`) of the top-level keys that ``filename`` defines.
+
+    ``filename`` is a parameters file name such as ``parameters_model.yml``, looked up in
+    ``conf/base`` and ``conf/<env>``.
+    """
     import yaml
 
     root = find_conf_root(conf_dir)
-    if env != "base" and not (root / env).is_dir():
-        raise FileNotFoundError(f"configuration environment {env!r} not found in {root}")
-    params: dict = {}
+    params = load_params(env, conf_dir)
+    keys: dict[str, None] = {}
     for layer in dict.fromkeys(("base", env)):
         path = root / layer / filename
         if path.is_file():
             with path.open() as fh:
-                params = _merge(params, yaml.safe_load(fh) or {})
-    if not params:
+                keys.update(dict.fromkeys(yaml.safe_load(fh) or {}))
+    if not keys:
         raise FileNotFoundError(f"{filename} not found in {root / 'base'} or {root / env}")
-    return params
+    return {key: params[key] for key in keys}
 
 
 def load_model_config(env: str = "base", conf_dir: str | os.PathLike | None = None):
-    """The :class:`~sweettok.models.config.SweetTokConfig` of an environment's ``model:`` block."""
+    """The :class:`~sweettok.models.config.SweetTokConfig` of an environment's ``model`` parameters."""
     from sweettok.models.config import SweetTokConfig
 
-    params = load_parameters("parameters_model.yml", env, conf_dir)
+    params = load_params(env, conf_dir)
     if "model" not in params:
-        raise ValueError(f"parameters_model.yml of {env!r} has no 'model:' block")
+        raise ValueError(f"the parameters of {env!r} have no 'model' block")
     return SweetTokConfig.from_dict(params["model"])
 
 
@@ -281,7 +298,7 @@ def overfit(args: argparse.Namespace) -> int:
 def bench_cache_cmd(args: argparse.Namespace) -> int:
     from sweettok.data.bench import bench_cache
 
-    patchify = load_parameters("parameters_patchify.yml", args.config, args.conf_dir)["patchify"]
+    patchify = load_params(args.config, args.conf_dir)["patchify"]
     report = bench_cache(args.index, args.manifest, args.shard_dir or patchify["shard_dir"], args.out,
                          frame_stride=patchify["frame_stride"], repeats=args.repeats)
     print(f"{report['clips']} test clips: cache {report['cache_clips_per_s']:.1f} clips/s, "

@@ -15,6 +15,7 @@ import yaml
 from kedro.io import DataCatalog
 from kedro.validation import instantiate_model
 
+from sweettok.cli import load_params
 from sweettok.language.config import GENERAL_KEYS, CodebookConfig
 from sweettok.language.storage import load_language_codebook
 from sweettok.language.vocabulary import load_word_list, word_list_checksums, word_list_path
@@ -127,7 +128,7 @@ def test_catalog_reads_tricky_words_back_as_strings(tmp_path: Path):
 
 @pytest.mark.parametrize("env", ["base", "paper"])
 def test_parameter_files_build_valid_configs(env: str):
-    params = yaml.safe_load((ROOT / f"conf/{env}/parameters_codebook.yml").read_text())["codebook"]
+    params = load_params(env)["codebook"]  # conf/paper holds only what differs from base
     cfg = instantiate_model("codebook", params, CodebookConfig)
     for key, pos in GENERAL_KEYS.items():
         assert cfg.general_words[key] <= len(load_word_list(pos)), f"{env}: {key}"

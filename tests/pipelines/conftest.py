@@ -20,7 +20,8 @@ class KedroProject:
         self.path = path
 
     def set_params(self, params: dict) -> None:
-        """Top-level parameter blocks for conf/local (they replace the base blocks whole)."""
+        """Parameter blocks for conf/local, soft-merged over conf/base like any environment
+        (keys left out keep their base values)."""
         local = self.path / "conf" / "local" / "parameters.yml"
         current = yaml.safe_load(local.read_text()) if local.exists() else {}
         current.update(params)
