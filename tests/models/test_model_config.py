@@ -17,7 +17,8 @@ def test_round_trip_through_dict():
 
 
 def test_unknown_keys_are_named():
-    with pytest.raises(ValueError, match=r"SweetTokConfig: unknown parameter\(s\) \['depth', 'wdith'\]"):
+    with pytest.raises(ValueError, match=r"^model\.depth: unknown parameter; known: .*; "
+                                         r"model\.wdith: unknown parameter; did you mean 'width'\?$"):
         SweetTokConfig.from_dict({"wdith": 128, "depth": 3})
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sweettok.typed_params import from_mapping
+from sweettok.typed_params import ParamError, from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> None:
-            raise ValueError(f"synthetic.{name}={getattr(self, name)!r}: {why}")
+            raise ParamError(name, f"{why}, got {getattr(self, name)!r}", owner="SyntheticConfig")
 
         if not 8 <= self.n_classes <= len(ACTIONS):
             bad("n_classes", f"must be between 8 and {len(ACTIONS)}")
@@ -148,8 +148,9 @@ class SyntheticConfig:
             bad("workers", "must be at least 1")
 
     @classmethod
-    def from_dict(cls, params: dict) -> "SyntheticConfig":
-        return from_mapping(cls, params, "synthetic")
+    def from_dict(cls, params: dict, where: str = "ingest.synthetic") -> "SyntheticConfig":
+        """Build from the parameters at key path ``where``; errors name ``<where>.<field>``."""
+        return from_mapping(cls, params, where)
 
     @property
     def classes(self) -> list[str]:

@@ -3,7 +3,8 @@
 Every width, depth, head count, patch size, query count and codebook size of the model is a
 field of :class:`SweetTokConfig`; nothing in ``sweettok.models`` hard-codes one. A config is
 validated when it is built and every error names the offending field, e.g.
-``SweetTokConfig.width: must be divisible by heads (4), got 130``.
+``SweetTokConfig.width: must be divisible by heads (4), got 130`` (built from parameters with
+:meth:`SweetTokConfig.from_dict`: ``model.width: ...``).
 
 Two profiles live in ``conf/base/parameters_model.yml`` (small, CPU) and
 ``conf/paper/parameters_model.yml`` (the paper's 17x256x256 model); both are plain mappings
@@ -206,13 +207,14 @@ class SweetTokConfig(FieldChecks):
 
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SweetTokConfig":
-        """Build from a plain mapping (e.g. the ``model:`` block of a parameters file).
+    def from_dict(cls, d: dict[str, Any], where: str = "model") -> "SweetTokConfig":
+        """Build from a plain mapping (e.g. the ``model`` parameters) found at key path ``where``.
 
         Raises:
-            ValueError: naming every unknown key, or the first invalid field.
+            sweettok.typed_params.ParamError: (a ValueError) naming every unknown key, or the
+                first invalid field, as ``<where>.<field>``.
         """
-        return from_mapping(cls, d, "SweetTokConfig")
+        return from_mapping(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-able mapping; ``from_dict(to_dict())`` gives an equal config."""

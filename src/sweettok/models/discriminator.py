@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sweettok.typed_params import from_mapping
+from sweettok.typed_params import ParamError, from_mapping
 
 __all__ = [
     "DiscriminatorConfig",
@@ -58,18 +58,20 @@ class DiscriminatorConfig:
         for name, minimum in (("in_channels", 1), ("base_channels", 1), ("num_downsamples", 1), ("norm_groups", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"DiscriminatorConfig.{name}: must be an integer >= {minimum}, got {value!r}")
+                raise ParamError(name, f"must be an integer >= {minimum}, got {value!r}", owner="DiscriminatorConfig")
         if self.base_channels % self.norm_groups:
-            raise ValueError(
-                f"DiscriminatorConfig.base_channels: must be divisible by norm_groups ({self.norm_groups}), "
-                f"got {self.base_channels}"
+            raise ParamError(
+                "base_channels", f"must be divisible by norm_groups ({self.norm_groups}), got {self.base_channels}",
+                owner="DiscriminatorConfig",
             )
         if not isinstance(self.negative_slope, (int, float)) or not 0 <= self.negative_slope < 1:
-            raise ValueError(f"DiscriminatorConfig.negative_slope: must be in [0, 1), got {self.negative_slope!r}")
+            raise ParamError("negative_slope", f"must be in [0, 1), got {self.negative_slope!r}",
+                             owner="DiscriminatorConfig")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DiscriminatorConfig:
-        return from_mapping(cls, d, "DiscriminatorConfig")
+    def from_dict(cls, d: dict[str, Any], where: str = "discriminator") -> DiscriminatorConfig:
+        """Build from the mapping at key path ``where``; errors name ``<where>.<field>``."""
+        return from_mapping(cls, d, where)
 
 
 class PatchDiscriminator3D(nn.Module):

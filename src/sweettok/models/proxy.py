@@ -99,9 +99,9 @@ class ProxyTokenizerConfig(FieldChecks):
             self._fail("codebook_size", f"must be >= 2, got {self.codebook_size}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ProxyTokenizerConfig:
-        """Build from a plain mapping; unknown keys are named in the error."""
-        return from_mapping(cls, d, "ProxyTokenizerConfig")
+    def from_dict(cls, d: dict[str, Any], where: str = "proxy.model") -> ProxyTokenizerConfig:
+        """Build from the mapping at key path ``where``; errors name ``<where>.<field>`` (unknown keys too)."""
+        return from_mapping(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -67,7 +67,7 @@ from sweettok.training.distributed import EpochSampler, barrier, init_distribute
 from sweettok.training.ema import EMA
 from sweettok.training.logs import CSVLogger, plot_loss_curves
 from sweettok.training.rng import capture_rng_state, restore_rng_state, seed_everything
-from sweettok.typed_params import from_mapping
+from sweettok.typed_params import ParamError, from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -134,18 +134,20 @@ class LoopConfig:
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"LoopConfig.{name}: must be an integer >= {minimum}, got {value!r}")
+                raise ParamError(name, f"must be an integer >= {minimum}, got {value!r}", owner="LoopConfig")
         if self.grad_clip_norm is not None:
             if not isinstance(self.grad_clip_norm, (int, float)) or self.grad_clip_norm <= 0:
-                raise ValueError(f"LoopConfig.grad_clip_norm: must be > 0 or null, got {self.grad_clip_norm!r}")
+                raise ParamError("grad_clip_norm", f"must be > 0 or null, got {self.grad_clip_norm!r}",
+                                 owner="LoopConfig")
         if self.precision not in _PRECISIONS:
-            raise ValueError(f"LoopConfig.precision: must be one of {_PRECISIONS}, got {self.precision!r}")
+            raise ParamError("precision", f"must be one of {_PRECISIONS}, got {self.precision!r}", owner="LoopConfig")
         if not isinstance(self.resume, (str, Path)):
-            raise ValueError(f"LoopConfig.resume: must be 'auto', 'never' or a path, got {self.resume!r}")
+            raise ParamError("resume", f"must be 'auto', 'never' or a path, got {self.resume!r}", owner="LoopConfig")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> LoopConfig:
-        return from_mapping(cls, d, "LoopConfig")
+    def from_dict(cls, d: Mapping[str, Any], where: str = "loop") -> LoopConfig:
+        """Build from the mapping at key path ``where``; errors name ``<where>.<field>``."""
+        return from_mapping(cls, d, where)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from sweettok.training.checkpoint import MODEL_FILE, load_module_weights, read_c
 from sweettok.training.ema import EMA
 from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainResult, train
 from sweettok.training.schedule import OptimizerConfig, ScheduleConfig, build_adamw, build_scheduler
-from sweettok.typed_params import from_mapping
+from sweettok.typed_params import ParamError, from_mapping, nested_config
 
 log = logging.getLogger(__name__)
 
@@ -66,32 +66,36 @@ class ProxyTrainingConfig:
         self.loop_config
         self.optimizer_config
         self.schedule_config
-        if self.lpips_frames < 0:
-            raise ValueError(f"proxy.lpips_frames={self.lpips_frames}: must be >= 0")
-        if self.l2_weight < 0 or self.lpips_weight < 0:
-            raise ValueError("proxy.l2_weight and proxy.lpips_weight must be >= 0")
-        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
-            raise ValueError(f"proxy.ema_decay={self.ema_decay}: must be in (0, 1) or null")
+        for name in ("l2_weight", "lpips_weight", "lpips_frames"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ParamError(name, f"must be a number >= 0, got {value!r}", owner="ProxyTrainingConfig")
+        decay = self.ema_decay
+        if decay is not None and not (isinstance(decay, (int, float)) and 0.0 < decay < 1.0):
+            raise ParamError("ema_decay", f"must be in (0, 1) or null, got {decay!r}", owner="ProxyTrainingConfig")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ProxyTrainingConfig":
-        return from_mapping(cls, d, "proxy")
+    def from_dict(cls, d: Mapping[str, Any], where: str = "proxy") -> "ProxyTrainingConfig":
+        """Build from the parameters at key path ``where``; errors name the full path (``proxy.loop.seed``)."""
+        return from_mapping(cls, d, where)
 
     @property
     def model_config(self) -> ProxyTokenizerConfig:
-        return ProxyTokenizerConfig.from_dict(dict(self.model))
+        return nested_config(self, ProxyTokenizerConfig, self.model, "model")
 
     @property
     def loop_config(self) -> LoopConfig:
-        return LoopConfig.from_dict(self.loop)
+        return nested_config(self, LoopConfig, self.loop, "loop")
 
     @property
     def optimizer_config(self) -> OptimizerConfig:
-        return from_mapping(OptimizerConfig, self.optimizer, "proxy.optimizer")
+        return nested_config(self, OptimizerConfig, self.optimizer, "optimizer")
 
     @property
     def schedule_config(self) -> ScheduleConfig:
-        return ScheduleConfig(total_steps=self.loop_config.total_steps, **self.schedule)
+        # the schedule ends with the run: its total_steps is loop.total_steps, not a key of its own
+        return nested_config(self, ScheduleConfig, self.schedule, "schedule",
+                             given={"total_steps": self.loop_config.total_steps})
 
 
 def frame_subset(frames: int, n: int, device: torch.device | str = "cpu") -> torch.Tensor:

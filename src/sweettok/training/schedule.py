@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from sweettok.typed_params import ParamError
+
 __all__ = [
     "OptimizerConfig",
     "ScheduleConfig",
@@ -50,12 +52,12 @@ def _number(
     hi_inclusive: bool = False,
 ) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ValueError(f"{owner}.{name}: must be a number, got {value!r}")
+        raise ParamError(name, f"must be a number, got {value!r}", owner=owner)
     too_low = value < lo or (not lo_inclusive and value == lo)
     too_high = hi is not None and (value > hi or (not hi_inclusive and value == hi))
     if too_low or too_high:
         bound = f"{'[' if lo_inclusive else '('}{lo}, {hi if hi is not None else 'inf'}{']' if hi_inclusive else ')'}"
-        raise ValueError(f"{owner}.{name}: must be in {bound}, got {value!r}")
+        raise ParamError(name, f"must be in {bound}, got {value!r}", owner=owner)
     return float(value)
 
 
@@ -84,12 +86,12 @@ class OptimizerConfig:
         object.__setattr__(self, "weight_decay", _number("OptimizerConfig", "weight_decay", self.weight_decay, 0.0))
         betas = self.betas
         if not isinstance(betas, (list, tuple)) or len(betas) != 2:
-            raise ValueError(f"OptimizerConfig.betas: must be two numbers, got {betas!r}")
+            raise ParamError("betas", f"must be two numbers, got {betas!r}", owner="OptimizerConfig")
         betas = tuple(_number("OptimizerConfig", "betas", b, 0.0, hi=1.0) for b in betas)
         object.__setattr__(self, "betas", betas)
         kws = self.no_decay_keywords
         if isinstance(kws, str) or not all(isinstance(k, str) for k in kws):
-            raise ValueError(f"OptimizerConfig.no_decay_keywords: must be a list of strings, got {kws!r}")
+            raise ParamError("no_decay_keywords", f"must be a list of strings, got {kws!r}", owner="OptimizerConfig")
         object.__setattr__(self, "no_decay_keywords", tuple(kws))
 
 
@@ -111,11 +113,11 @@ class ScheduleConfig:
         for name, minimum in (("total_steps", 1), ("warmup_steps", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"ScheduleConfig.{name}: must be an integer >= {minimum}, got {value!r}")
+                raise ParamError(name, f"must be an integer >= {minimum}, got {value!r}", owner="ScheduleConfig")
         if self.warmup_steps > self.total_steps:
-            raise ValueError(
-                f"ScheduleConfig.warmup_steps: must not exceed total_steps ({self.total_steps}), "
-                f"got {self.warmup_steps}"
+            raise ParamError(
+                "warmup_steps", f"must not exceed total_steps ({self.total_steps}), got {self.warmup_steps}",
+                owner="ScheduleConfig",
             )
         object.__setattr__(
             self,

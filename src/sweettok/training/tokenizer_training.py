@@ -33,7 +33,7 @@ from sweettok.training.ema import EMA
 from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainPart, TrainResult, train
 from sweettok.training.proxy_training import frame_subset
 from sweettok.training.schedule import OptimizerConfig, ScheduleConfig, build_adamw, build_scheduler
-from sweettok.typed_params import from_mapping
+from sweettok.typed_params import ParamError, from_mapping, nested_config
 
 log = logging.getLogger(__name__)
 
@@ -68,40 +68,48 @@ class PhaseConfig:
     disc_optimizer: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # build every typed part now: a bad key fails before any work, named by its full path
         self.loop_config
         self.optimizer_config
         self.schedule_config
         self.discriminator_config
-        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay={self.ema_decay}: must be in (0, 1) or null")
+        self.disc_optimizer_config
+        decay = self.ema_decay
+        if decay is not None and not (isinstance(decay, (int, float)) and 0.0 < decay < 1.0):
+            raise ParamError("ema_decay", f"must be in (0, 1) or null, got {self.ema_decay!r}", owner="PhaseConfig")
         for name in ("mlc_weight", "l2_weight", "lpips_weight", "gan_weight", "lecam_weight", "lpips_frames",
                      "disc_start"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 0")
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ParamError(name, f"must be a number >= 0, got {value!r}", owner="PhaseConfig")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "tokenizer") -> "PhaseConfig":
+        """Build from the parameters at key path ``where`` (``tokenizer_phase1``/``tokenizer_phase2``);
+        errors name the full path, e.g. ``tokenizer_phase2.loop.batch_size``."""
         return from_mapping(cls, d, where)
 
     @property
     def loop_config(self) -> LoopConfig:
-        return LoopConfig.from_dict(self.loop)
+        return nested_config(self, LoopConfig, self.loop, "loop")
 
     @property
     def optimizer_config(self) -> OptimizerConfig:
-        return from_mapping(OptimizerConfig, self.optimizer, "optimizer")
+        return nested_config(self, OptimizerConfig, self.optimizer, "optimizer")
 
     @property
     def disc_optimizer_config(self) -> OptimizerConfig:
-        return from_mapping(OptimizerConfig, self.disc_optimizer, "disc_optimizer")
+        return nested_config(self, OptimizerConfig, self.disc_optimizer, "disc_optimizer")
 
     @property
     def schedule_config(self) -> ScheduleConfig:
-        return ScheduleConfig(total_steps=self.loop_config.total_steps, **self.schedule)
+        # the schedule ends with the run: its total_steps is loop.total_steps, not a key of its own
+        return nested_config(self, ScheduleConfig, self.schedule, "schedule",
+                             given={"total_steps": self.loop_config.total_steps})
 
     @property
     def discriminator_config(self) -> DiscriminatorConfig:
-        return DiscriminatorConfig.from_dict(dict(self.discriminator))
+        return nested_config(self, DiscriminatorConfig, self.discriminator, "discriminator")
 
 
 # ---------------------------------------------------------------------------- phase 1
