@@ -12,7 +12,11 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test repro viz bench clean-data
+.PHONY: setup run test repro dvc-yaml viz bench clean-data
+
+# DVC stage commands call `kedro` from the PATH: run dvc with the environment's bin first,
+# so that `make repro` works without activating the environment.
+DVC := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc
 
 # torch and torchvision first, pinned: any other order lets a dependency pull a different build.
 $(STAMP): pyproject.toml
@@ -35,7 +39,11 @@ test: setup
 	$(BIN)/pytest
 
 repro: setup
-	$(BIN)/dvc repro
+	$(DVC) repro
+
+# dvc.yaml is generated from the Kedro pipelines (src/sweettok/dvc_stages.py)
+dvc-yaml: setup
+	$(BIN)/python -m sweettok.dvc_stages
 
 viz: setup
 	$(BIN)/kedro viz build
