@@ -206,6 +206,7 @@ def info(args: argparse.Namespace) -> int:
         "spatial_tokens": cfg.spatial_queries,
         "temporal_tokens": cfg.temporal_queries if frames > 1 else 0,
         "latent_tokens": cfg.num_latent_tokens(frames),
+        "ids_per_token": cfg.ids_per_token,
         "ids_per_clip": cfg.ids_per_clip(frames),
         "logits": [cfg.proxy_vocab_size, slices, cfg.grid_size, cfg.grid_size],
         "vocabulary_assumed": DEFAULT_PRIOR_SIZES.get(args.config, DEFAULT_PRIOR_SIZES["base"]),
@@ -217,7 +218,8 @@ def info(args: argparse.Namespace) -> int:
     print(f"SweetTok profile {args.config!r}: clip {report['input']} (C, T, H, W)")
     print(f"  latent tokens per clip: {report['latent_tokens']} "
           f"({report['spatial_tokens']} spatial + {report['temporal_tokens']} temporal)")
-    print(f"  ids per clip:           {report['ids_per_clip']} (3 per token)")
+    print(f"  ids per clip:           {report['ids_per_clip']} ({cfg.ids_per_token} per token: "
+          f"{cfg.topk} modifier{'s' if cfg.topk > 1 else ''}, then the head word)")
     print(f"  logits per clip:        {report['logits']} (V, 1+k, H/p, W/p)")
     print("  parameters:")
     for name, n in counts.items():

@@ -77,7 +77,7 @@ class SweetTokConfig(FieldChecks):
         codebook_dim: ``e``; a latent token has width ``2e`` (modifier half, head-word half).
         gcn_hidden: hidden width of the two-layer GCN projector (paper 512).
         gcn_dropout: dropout between the GCN layers (release: ``F.dropout`` default, 0.5).
-        topk: modifier entries averaged per token (paper 2).
+        topk: modifier entries averaged per token (paper 2); a token has ``topk + 1`` ids.
         beta: weight of the codebook term ``||z_q - sg(z)||^2`` (paper 0.25).
         codebook_center: subtract each book's mean vector (the mean of ``F``'s outputs over the
             book's entries, adjectives/nouns/adverbs/verbs separately) before l2-normalising the
@@ -301,6 +301,11 @@ class SweetTokConfig(FieldChecks):
         self.check_frames(frames)
         return self.spatial_queries + (self.temporal_queries if frames > 1 else 0)
 
+    @property
+    def ids_per_token(self) -> int:
+        """Ids per latent token, ``topk + 1``: the ``topk`` modifiers, then the head word."""
+        return self.topk + 1
+
     def ids_per_clip(self, frames: int | None = None) -> int:
-        """Token ids per clip: 3 per latent token (modifier, modifier, head word)."""
-        return 3 * self.num_latent_tokens(frames)
+        """Token ids per clip, ``(topk + 1) * num_latent_tokens(frames)`` (layout: :mod:`sweettok.models.quantizer`)."""
+        return self.ids_per_token * self.num_latent_tokens(frames)

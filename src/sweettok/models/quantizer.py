@@ -64,16 +64,20 @@ Quantization of one latent token ``z = [z_m, z_h]``
   the same token position keeps the latents spread by content (300-step probe: test clips per
   spatial token with different ids 37 of 40 instead of 20, cross-entropy 4.79 instead of 5.20).
 
-Id layout (fixed)
------------------
-Per clip a 1-D int64 array: all spatial tokens, then all temporal tokens; 3 ids per latent
-token, token-major: token ``j`` gives ``(modifier_1, modifier_2, head)`` with ``modifier_1`` the
-nearest modifier. Spatial ids index the spatial word list ``[0, Ns)`` (adjectives
-``[0, n_adj)``, nouns ``[n_adj, Ns)``). Temporal ids are offset by ``Ns``: ``Ns + index into the
-temporal word list`` (adverbs ``[Ns, Ns + n_adv)``, verbs ``[Ns + n_adv, Ns + Nt)``). So every id
-in ``[0, Ns + Nt)`` names exactly one word. Batched: ``(B, 3 * (Ls + Lt))``; images
-``(B, 3 * Ls)``. Spatial token ``j`` is spatial query ``j``; temporal token ``j`` is the query
-``j % q`` of temporal cell ``j // q`` (cells row-major on the ``G x G`` grid).
+Id layout
+---------
+Per clip a 1-D int64 array: all spatial tokens, then all temporal tokens; ``n = topk + 1`` ids
+per latent token (``SweetTokConfig.ids_per_token``), token-major: token ``j`` gives
+``(modifier_1, ..., modifier_topk, head)`` at positions ``n * j .. n * j + n - 1``, modifiers in
+order of decreasing similarity (``modifier_1`` the nearest), the head word last. With the
+paper's ``topk = 2`` that is ``(modifier_1, modifier_2, head)``, 3 ids per token. Spatial ids
+index the spatial word list ``[0, Ns)`` (adjectives ``[0, n_adj)``, nouns ``[n_adj, Ns)``).
+Temporal ids are offset by ``Ns``: ``Ns + index into the temporal word list`` (adverbs
+``[Ns, Ns + n_adv)``, verbs ``[Ns + n_adv, Ns + Nt)``). So every id in ``[0, Ns + Nt)`` names
+exactly one word. Batched: ``(B, (topk + 1) * (Ls + Lt))``; images ``(B, (topk + 1) * Ls)``.
+Spatial token ``j`` is spatial query ``j``; temporal token ``j`` is the query ``j % q`` of
+temporal cell ``j // q`` (cells row-major on the ``G x G`` grid). Ids are only meaningful to a
+model of the same ``topk``: the checkpoint's config carries it.
 """
 
 from __future__ import annotations
@@ -134,7 +138,7 @@ class QuantizerOutput:
 
     Attributes:
         z_q: ``(B, L, 2e)`` quantized latents (straight-through gradient to ``z``).
-        ids: ``(B, L, 3)`` int64 ids in the global id space (see module docstring).
+        ids: ``(B, L, topk + 1)`` int64 ids in the global id space (see module docstring).
         loss: scalar MLC loss of this book.
         commitment: scalar ``mean((sg(z_q) - z)^2)`` summed over halves.
         codebook: scalar ``mean((z_q - sg(z))^2)`` summed over halves (before ``beta``).
@@ -284,7 +288,7 @@ class MotionLanguageCodebook(nn.Module):
 
         Returns:
             ``(latents, ids, loss, parts)``: latents ``(B, Ls [+ Lt], 2e)`` (spatial first), ids
-            ``(B, 3 * (Ls [+ Lt]))`` int64 in the layout of the module docstring, the scalar MLC
+            ``(B, (topk + 1) * (Ls [+ Lt]))`` int64 in the layout of the module docstring, the scalar MLC
             loss, and its parts (``commitment``, ``codebook``, ``diversity``) as scalars.
         """
         # Quantize in float32 whatever the autocast context: nearest-neighbour ranks and the
@@ -305,10 +309,14 @@ class MotionLanguageCodebook(nn.Module):
 
     # ------------------------------------------------------------------ ids
     def split_ids(self, ids: torch.Tensor, n_spatial_tokens: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(B, 3L)`` ids -> spatial ``(B, Ls, 3)`` and temporal ``(B, Lt, 3)`` (None if absent)."""
-        if ids.ndim != 2 or ids.shape[1] % 3:
-            raise ValueError(f"ids must be (B, 3 * n_tokens), got shape {tuple(ids.shape)}")
-        tokens = ids.reshape(ids.shape[0], -1, 3)
+        """``(B, nL)`` ids -> spatial ``(B, Ls, n)`` and temporal ``(B, Lt, n)`` (None if absent), ``n = topk + 1``."""
+        n = self.topk + 1
+        if ids.ndim != 2 or ids.shape[1] % n:
+            raise ValueError(
+                f"ids must be (B, {n} * n_tokens) ({n} ids per token for topk={self.topk}), "
+                f"got shape {tuple(ids.shape)}"
+            )
+        tokens = ids.reshape(ids.shape[0], -1, n)
         if tokens.shape[1] < n_spatial_tokens:
             raise ValueError(f"ids hold {tokens.shape[1]} tokens, fewer than the {n_spatial_tokens} spatial tokens")
         s, t = tokens[:, :n_spatial_tokens], tokens[:, n_spatial_tokens:]
@@ -328,7 +336,7 @@ class MotionLanguageCodebook(nn.Module):
             )
 
     def ids_to_latents(self, ids: torch.Tensor, n_spatial_tokens: int) -> torch.Tensor:
-        """Quantized latents ``(B, L, 2e)`` from ids ``(B, 3L)`` (or one clip's ``(3L,)``).
+        """Quantized latents ``(B, L, 2e)`` from ids ``(B, (topk + 1) L)`` (or one clip's ``((topk + 1) L,)``).
 
         Uses the same codebook computation and lookup as quantization, so in eval mode the result
         equals the latents :meth:`forward` returned for these ids exactly (any batch size). In

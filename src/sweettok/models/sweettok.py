@@ -5,7 +5,8 @@ Shapes (``g = resolution / patch_size``, ``S = 1 + k`` slices of a ``T = 1 + 4k`
 
 - input: clip ``(B, C, T, H, W)`` or image ``(B, C, H, W)``, float in [-0.5, 0.5];
 - latents: ``(B, Ls + Lt, 2e)`` (images ``(B, Ls, 2e)``), spatial tokens first;
-- ids: ``(B, 3 (Ls + Lt))`` int64 (images ``(B, 3 Ls)``), layout in :mod:`sweettok.models.quantizer`;
+- ids: ``(B, (topk + 1)(Ls + Lt))`` int64 (images ``(B, (topk + 1) Ls)``), layout in
+  :mod:`sweettok.models.quantizer`;
 - logits: ``(B, V, S, g, g)`` over the proxy codebook.
 
 In eval mode everything is deterministic and ``decode_ids(ids, T)`` equals
@@ -68,7 +69,7 @@ class SweetTok(nn.Module):
             x: ``(B, C, T, H, W)`` or ``(B, C, H, W)``, float in [-0.5, 0.5], ``T = 1 + 4k``.
 
         Returns:
-            latents ``(B, L, 2e)`` (straight-through gradient to the encoder), ids ``(B, 3L)``
+            latents ``(B, L, 2e)`` (straight-through gradient to the encoder), ids ``(B, (topk + 1) L)``
             int64, and ``aux`` with ``loss`` (scalar MLC loss), ``commitment`` and ``codebook``
             (scalars), ``z`` (continuous latents ``(B, L, 2e)``), ``frames`` (T) and ``slices`` (S).
         """
@@ -104,11 +105,12 @@ class SweetTok(nn.Module):
         return self.decoder(zs, zt, slices, return_features=return_features)
 
     def ids_to_latents(self, ids: torch.Tensor) -> torch.Tensor:
-        """Ids ``(B, 3L)`` or ``(3L,)`` -> quantized latents ``(B, L, 2e)`` / ``(L, 2e)``, exact in eval mode."""
+        """Ids ``(B, (topk + 1) L)`` or one clip's 1-D ids -> quantized latents ``(B, L, 2e)`` / ``(L, 2e)``,
+        exact in eval mode."""
         return self.quantizer.ids_to_latents(ids, self.cfg.spatial_queries)
 
     def decode_ids(self, ids: torch.Tensor, frames: int) -> torch.Tensor:
-        """Ids ``(B, 3L)`` of ``frames``-frame clips -> logits ``(B, V, S, g, g)``."""
+        """Ids ``(B, (topk + 1) L)`` of ``frames``-frame clips -> logits ``(B, V, S, g, g)``."""
         if ids.ndim != 2 or ids.shape[1] != self.cfg.ids_per_clip(frames):
             raise ValueError(
                 f"ids for T={frames} must be (B, {self.cfg.ids_per_clip(frames)}), got {tuple(ids.shape)}"
