@@ -173,9 +173,9 @@ def audit(root: Path, out: Path | None, numbered: bool, frames: int, resolution:
     scan = scan_dataset(root, min_frames=frames, on_split_conflict="reject", progress=False)
     t_ingest = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as shard_dir:
-        cfg = ClipCacheConfig(frames=frames, resolution=resolution, train_clips_per_video=3, shard_dir=shard_dir)
+        cfg = ClipCacheConfig(frames=frames, resolution=resolution, train_clips_per_video=3)
         t0 = time.perf_counter()
-        index = build_clip_cache(scan.manifest, cfg, progress=False)
+        index = build_clip_cache(scan.manifest, cfg, shard_dir, progress=False)
         t_patchify = time.perf_counter() - t0
         clips = ClipDataset(index, shard_dir, verify=True)
         rows = []

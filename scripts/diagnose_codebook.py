@@ -87,7 +87,7 @@ def book_geometry(model: SweetTok) -> dict[str, float]:
 @torch.no_grad()
 def evaluate(model: SweetTok, clips: torch.Tensor, codes: torch.Tensor) -> dict[str, float]:
     model.eval()
-    logits, _, _ = model(clips)
+    logits = model(clips).logits
     latents, ids, aux = model.encode(clips)
     stats = {"ce": float(F.cross_entropy(logits, codes)),
              "acc": float((logits.argmax(1) == codes).float().mean()),
@@ -148,7 +148,8 @@ def main() -> None:
             order, pos = torch.randperm(len(train_set), generator=g).tolist(), 0
         clips, codes = stack([train_set[i] for i in order[pos: pos + args.batch_size]])
         pos += args.batch_size
-        logits, mlc_loss, _ = model(clips)
+        out = model(clips)
+        logits, mlc_loss = out.logits, out.mlc_loss
         ce = F.cross_entropy(logits, codes)
         loss = ce + args.mlc_weight * mlc_loss
         opt.zero_grad(set_to_none=True)

@@ -228,8 +228,16 @@ def _fake_project(root: Path, source: str = "synthetic") -> Project:
         params=params, param_files=param_files(base, ["parameters*"]))
 
 
+# the rules of the made-up project (the project's own table is dvc_stages.PARAM_DIRS)
+RULES = (
+    dvc_stages.ParamDir("*.run_dir", None, True, "run directories"),
+    dvc_stages.ParamDir("*shard_dir", None, True, "shards beside their index tables"),
+    dvc_stages.ParamDir("ingest.root", ("ingest.source", "synthetic"), True, "the embedded dataset"),
+)
+
+
 def test_stages_of_a_made_up_project(fake):
-    stages = build_stages(_fake_project(fake))
+    stages = build_stages(_fake_project(fake), RULES)
     common = ["src/pkg/__init__.py", "src/pkg/hooks.py", "src/pkg/schemas.py", "src/pkg/settings.py"]
     assert stages["make"] == {
         "cmd": "kedro run --pipelines make",
@@ -259,13 +267,13 @@ def test_stages_of_a_made_up_project(fake):
     assert stages["ingest"]["outs"] == ["data/01_raw/here", "data/02_intermediate/raw.parquet"]
     assert "src/pkg/a.py" not in stages["ingest"]["deps"]
     # a directory that is not `carried` reaches only the stages that read its parameter
-    rules = [dataclasses.replace(r, carried=False) if r.key == "*.run_dir" else r for r in dvc_stages.PARAM_DIRS]
+    rules = [dataclasses.replace(r, carried=False) if r.key == "*.run_dir" else r for r in RULES]
     stages = build_stages(_fake_project(fake), rules)
     assert [d for d in stages["use"]["deps"] if d.startswith("data/")] == [
         "data/03_primary/shards", "data/03_primary/table.parquet"]
     assert "data/06_models/make" in stages["make"]["outs"]
     # with `source: path` the root is an input the stage does not write
-    stages = build_stages(_fake_project(fake, source="path"))
+    stages = build_stages(_fake_project(fake, source="path"), RULES)
     assert stages["ingest"]["outs"] == ["data/02_intermediate/raw.parquet"]
     assert "data/01_raw/here" not in stages["make"]["deps"]
 

@@ -92,13 +92,11 @@ class ParamDir:
 # dataset the owner writes when the rule says `carried` (a manifest naming the raw videos,
 # a record naming a checkpoint). A path that is also a catalog `filepath` is listed once.
 PARAM_DIRS: tuple[ParamDir, ...] = (
-    # `carried` while the *_model.json records name step_* checkpoints inside the run
-    # directory; False once downstream stages read exported models only
-    ParamDir("*.run_dir", None, True,
+    # not carried: downstream stages read the exported models (catalog datasets), never a run's
+    # step_* checkpoints, so a run directory is an out of its own stage only
+    ParamDir("*.run_dir", None, False,
              "training run directories with resumable step_* checkpoints: as outs, `dvc repro` "
              "removes them before a rerun, so that a stale checkpoint is never resumed"),
-    ParamDir("*shard_dir", None, True,
-             "clip and code shards beside their index tables (patchify.shard_dir, proxy.code_shard_dir)"),
     ParamDir("ingest.root", ("ingest.source", "synthetic"), True,
              "the embedded dataset that ingest writes (with `source: path` the root is an input)"),
 )

@@ -13,8 +13,8 @@ def cache(tmp_path_factory, tiny_dataset):
     manifest = scan_dataset(tiny_dataset, min_frames=17, progress=False).manifest
     shard_dir = tmp_path_factory.mktemp("shards")
     # a small shard limit, so that the cache spans several shards
-    cfg = ClipCacheConfig(frames=17, resolution=32, train_clips_per_video=3, shard_dir=str(shard_dir), shard_size_mb=1)
-    index = build_clip_cache(manifest, cfg, progress=False)
+    cfg = ClipCacheConfig(frames=17, resolution=32, train_clips_per_video=3, shard_size_mb=1)
+    index = build_clip_cache(manifest, cfg, shard_dir, progress=False)
     return manifest, index, shard_dir
 
 

@@ -202,8 +202,8 @@ def test_cached_windows_equal_sequentially_decoded_frames_for_several_codecs(roo
         assert readers["Grow/v_Grow_g01_c01.mp4"] == "decord"
 
     shard_dir = root.parent / "shards"
-    cfg = ClipCacheConfig(frames=17, resolution=32, train_clips_per_video=3, shard_dir=str(shard_dir))
-    index = ClipIndexSchema.validate(build_clip_cache(manifest, cfg, progress=False))
+    cfg = ClipCacheConfig(frames=17, resolution=32, train_clips_per_video=3)
+    index = ClipIndexSchema.validate(build_clip_cache(manifest, cfg, shard_dir, progress=False))
     assert set(index["reader"]) <= {"decord", "pyav"}
     data = ClipDataset(index, shard_dir, verify=True)
     by_id = manifest.set_index("video_id")
@@ -259,11 +259,11 @@ def test_an_empty_split_stops_ingest_and_patchify_unless_allowed(root, tmp_path,
     # patchify: every test video is shorter than one clip
     manifest = scan_dataset(tiny_dataset, min_frames=9, progress=False).manifest
     manifest.loc[manifest["split"] == "test", "frames"] = 10
-    cfg = dict(frames=17, resolution=16, train_clips_per_video=1, shard_dir=str(tmp_path / "s"))
+    cfg = dict(frames=17, resolution=16, train_clips_per_video=1)
     with pytest.raises(ValueError, match=r"the test split has no clips \(8 test video\(s\) in the manifest; "
                                          r"8 video\(s\) shorter than one clip"):
-        build_clip_cache(manifest, ClipCacheConfig(**cfg), progress=False)
-    index = build_clip_cache(manifest, ClipCacheConfig(**cfg, allow_empty_splits=["test"]), progress=False)
+        build_clip_cache(manifest, ClipCacheConfig(**cfg), tmp_path / "s", progress=False)
+    index = build_clip_cache(manifest, ClipCacheConfig(**cfg, allow_empty_splits=["test"]), tmp_path / "s2", progress=False)
     assert len(index) == 8 and set(index["split"]) == {"train"}
 
 
@@ -288,8 +288,8 @@ def test_patchify_skips_a_file_that_broke_after_ingest(root, tmp_path):
     manifest = scan_dataset(root, min_frames=17, progress=False).manifest
     broken = manifest[manifest["split"] == "train"].iloc[0]
     (root / broken["path"]).write_bytes(b"gone")
-    cfg = ClipCacheConfig(frames=17, resolution=16, train_clips_per_video=1, shard_dir=str(tmp_path / "s"))
-    index = build_clip_cache(manifest, cfg, progress=False)
+    cfg = ClipCacheConfig(frames=17, resolution=16, train_clips_per_video=1)
+    index = build_clip_cache(manifest, cfg, tmp_path / "s", progress=False)
     assert len(index) == 15 and broken["video_id"] not in set(index["video_id"])
 
 

@@ -13,7 +13,7 @@ from sweettok.io.codebook_dataset import LanguageCodebookDataset
 from sweettok.language.codebook import LanguageCodebook
 from sweettok.language.storage import (
     CodebookFormatError,
-    _sha256,
+    sha256_file as _sha256,
     load_language_codebook,
     save_language_codebook,
 )

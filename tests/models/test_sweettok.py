@@ -31,12 +31,14 @@ def test_output_shapes(model, frames, slices):
     assert latents.shape == (2, n_tokens, 16)
     assert ids.shape == (2, 3 * n_tokens) and ids.dtype == torch.int64
     assert aux["z"].shape == (2, n_tokens, 16) and aux["slices"] == slices
-    logits, mlc_loss, stats = model(x)
+    out = model(x)
+    logits, mlc_loss, stats = out.logits, out.mlc_loss, out.stats
     assert logits.shape == (2, cfg.proxy_vocab_size, slices, 4, 4)
     assert mlc_loss.ndim == 0 and mlc_loss.item() > 0
     assert set(stats) >= {"mlc_loss", "adj_perplexity", "noun_used"}
     assert ("verb_perplexity" in stats) == (frames > 1)
-    logits2, _, _, features = model(x, return_features=True)
+    out2 = model(x, return_features=True)
+    logits2, features = out2.logits, out2.features
     assert features.shape == (2, slices, 4, 4, cfg.width)
 
 
@@ -44,8 +46,8 @@ def test_image_4d_equals_one_frame_clip(model):
     model.eval()
     x = clip(2, 1)
     with torch.no_grad():
-        a, _, _ = model(x)
-        b, _, _ = model(x[:, :, 0])
+        a = model(x).logits
+        b = model(x[:, :, 0]).logits
     assert torch.equal(a, b)
 
 
@@ -65,7 +67,8 @@ def test_gradients_reach_encoder_through_quantizer(model):
     """Cross-entropy alone (no MLC loss) must train patch embedding and queries (straight-through);
     the codebook projector is trained by the MLC loss only."""
     x = clip(1, 9)
-    logits, mlc_loss, _ = model(x)
+    out = model(x)
+    logits, mlc_loss = out.logits, out.mlc_loss
     target = torch.randint(0, model.cfg.proxy_vocab_size, logits[:, 0].shape)
     F.cross_entropy(logits, target).backward()
     enc = model.encoder
@@ -80,7 +83,8 @@ def test_gradients_reach_encoder_through_quantizer(model):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     assert model.quantizer.spatial.conv1.lin.weight.grad is None
     model.zero_grad(set_to_none=True)
-    logits, mlc_loss, _ = model(x)
+    out = model(x)
+    logits, mlc_loss = out.logits, out.mlc_loss
     mlc_loss.backward()
     for book in (model.quantizer.spatial, model.quantizer.temporal):
         assert book.conv1.lin.weight.grad.abs().sum() > 0
@@ -151,13 +155,13 @@ def test_same_seed_same_model_and_eval_is_deterministic(tiny_model_cfg, small_pr
         torch.manual_seed(123)
         m = SweetTok(tiny_model_cfg, small_prior).eval()
         with torch.no_grad():
-            outs.append(m(clip(2, 9))[0])
-            assert torch.equal(m(clip(2, 9))[0], outs[-1])
+            outs.append(m(clip(2, 9)).logits)
+            assert torch.equal(m(clip(2, 9)).logits, outs[-1])
     assert torch.equal(outs[0], outs[1])
     torch.manual_seed(124)
     other = SweetTok(tiny_model_cfg, small_prior).eval()
     with torch.no_grad():
-        assert not torch.allclose(other(clip(2, 9))[0], outs[0])
+        assert not torch.allclose(other(clip(2, 9)).logits, outs[0])
 
 
 def test_state_dict_round_trip_is_strict(model, tiny_model_cfg, small_prior):
@@ -166,7 +170,7 @@ def test_state_dict_round_trip_is_strict(model, tiny_model_cfg, small_prior):
     fresh.load_state_dict(model.state_dict(), strict=True)
     model.eval(), fresh.eval()
     with torch.no_grad():
-        assert torch.equal(model(clip(1, 5))[0], fresh(clip(1, 5))[0])
+        assert torch.equal(model(clip(1, 5)).logits, fresh(clip(1, 5)).logits)
     assert "quantizer.spatial.embeddings" in model.state_dict()
 
 

@@ -14,7 +14,7 @@ def test_kedro_run_ingest_then_patchify_on_a_tiny_generated_dataset(kedro_projec
                           "height": 40, "width": 56, "seed": 1, "workers": 1},
         },
         "patchify": {"frames": 9, "resolution": 24, "frame_stride": 2, "train_clips_per_video": 2,
-                     "shard_dir": "data/03_primary/clip_shards", "shard_size_mb": 64},
+                     "shard_size_mb": 64},
     })
     out = kedro_project.run("--pipelines", "ingest")
     log = " ".join((out.stdout + out.stderr).split())
@@ -27,10 +27,10 @@ def test_kedro_run_ingest_then_patchify_on_a_tiny_generated_dataset(kedro_projec
     rejects = VideoRejectsSchema.validate(pd.read_csv(p / "data/02_intermediate/video_rejects.csv", dtype=str,
                                                       keep_default_na=False))
     captions = CaptionsSchema.validate(pd.read_parquet(p / "data/02_intermediate/captions.parquet"))
-    index = ClipIndexSchema.validate(pd.read_parquet(p / "data/03_primary/clip_index.parquet"))
+    index = ClipIndexSchema.validate(pd.read_parquet(p / "data/03_primary/clip_cache/index.parquet"))
     assert len(manifest) == 24 and len(rejects) == 0 and len(captions) == 24
     assert manifest.groupby("split").size().to_dict() == {"test": 8, "train": 16}
     assert index.groupby("split").size().to_dict() == {"test": 8, "train": 32}
     assert set(manifest["reader"]) == set(index["reader"]) == {"decord" if decord is not None else "pyav"}
-    clip = ClipDataset(index, p / "data/03_primary/clip_shards", split="test", verify=True)[0]["clip"]
+    clip = ClipDataset(index, p / "data/03_primary/clip_cache", split="test", verify=True)[0]["clip"]
     assert tuple(clip.shape) == (3, 9, 24, 24)

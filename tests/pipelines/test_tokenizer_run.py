@@ -9,10 +9,12 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import torch
 import yaml
 
 from sweettok.schemas import ProxyCodeIndexSchema, ReconstructionBudgetSchema, ReconstructionMetricsSchema
-from sweettok.training.checkpoint import is_complete, read_checkpoint_config
+from sweettok.models.tokenizer import load_model
+from sweettok.training.checkpoint import is_complete, load_state_file, read_checkpoint_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,30 +50,35 @@ def test_tokenizer_pipeline_end_to_end(kedro_project):
                           "height": 32, "width": 40, "seed": 2, "workers": 1},
         },
         "patchify": {"frames": 9, "resolution": 32, "frame_stride": 1, "train_clips_per_video": 1,
-                     "shard_dir": "data/03_primary/clip_shards", "shard_size_mb": 64},
+                     "shard_size_mb": 64},
         "codebook": codebook, "proxy": proxy, "model": model, **tok,
     })
     kedro_project.run("--pipeline", "tokenizer", timeout=900)
     p = kedro_project.path
 
-    proxy_model = json.loads((p / "data/06_models/proxy_model.json").read_text())
-    assert proxy_model["step"] == 3 and is_complete(p / proxy_model["checkpoint"])
-    codes = ProxyCodeIndexSchema.validate(pd.read_parquet(p / "data/05_model_input/proxy_code_index.parquet"))
+    # every hand-off is a catalog artefact: exported models that load strictly with their provenance
+    proxy_model = load_model(p / "data/06_models/proxy_tokenizer", kind="proxy_tokenizer")
+    assert proxy_model.provenance["step"] == 3 and is_complete(p / proxy_model.provenance["run_checkpoint"])
+    codes = ProxyCodeIndexSchema.validate(pd.read_parquet(p / "data/05_model_input/proxy_codes/index.parquet"))
     assert len(codes) == 16 and (codes[["slices", "grid_h", "grid_w"]].values == [3, 4, 4]).all()
 
-    final = json.loads((p / "data/06_models/tokenizer_model.json").read_text())
-    assert final["kind"] == "sweettok_pixel" and final["step"] == 4
-    cfg = read_checkpoint_config(p / final["checkpoint"])
-    assert cfg["model_config"]["sweettok"]["proxy_vocab_size"] == 64
-    assert (p / final["checkpoint"] / "discriminator.safetensors").is_file()
+    final = load_model(p / "data/06_models/tokenizer", kind="sweettok_pixel")
+    assert final.provenance["step"] == 4 and final.cfg.proxy_vocab_size == 64
+    run_checkpoint = p / final.provenance["run_checkpoint"]
+    assert read_checkpoint_config(run_checkpoint)["model_config"]["kind"] == "sweettok_pixel"
+    assert (run_checkpoint / "discriminator.safetensors").is_file()
+    # the exported tokenizer holds the run's EMA weights and its own language codebook
+    ema = load_state_file(run_checkpoint / "ema.safetensors")
+    assert all(torch.equal(ema[k], v) for k, v in final.state_dict().items())
+    assert final.sweettok.quantizer.words == load_model(p / "data/06_models/tokenizer_phase1").quantizer.words
     for phase in ("tokenizer_phase1", "tokenizer_phase2", "proxy"):
-        log = pd.read_csv(p / "data/06_models" / phase / "train_log.csv")
+        log = pd.read_csv(p / "data/06_models/runs" / phase / "train_log.csv")
         assert len(log) >= 3 and log["loss/model"].notna().all()
-        assert (p / "data/06_models" / phase / "loss_curves.png").stat().st_size > 1000
-    assert "loss/discriminator" in pd.read_csv(p / "data/06_models/tokenizer_phase2/train_log.csv").columns
+        assert (p / "data/06_models/runs" / phase / "loss_curves.png").stat().st_size > 1000
+    assert "loss/discriminator" in pd.read_csv(p / "data/06_models/runs/tokenizer_phase2/train_log.csv").columns
     # the base profile's code-diversity term is on: by concavity of entropy it is <= 0, and < 0 unless
     # both clips of a batch had the same soft assignments at every position
-    assert (pd.read_csv(p / "data/06_models/tokenizer_phase1/train_log.csv")["diversity"] < 0).all()
+    assert (pd.read_csv(p / "data/06_models/runs/tokenizer_phase1/train_log.csv")["diversity"] < 0).all()
 
     metrics = ReconstructionMetricsSchema.validate(pd.read_csv(p / "data/08_reporting/reconstruction_metrics.csv"))
     assert list(metrics["method"]) == ["SweetTok", "proxy tokenizer", "every frame = first frame",

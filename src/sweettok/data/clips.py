@@ -48,7 +48,6 @@ class ClipCacheConfig:
         resolution: side of the square clips in pixels.
         frame_stride: step between sampled frames.
         train_clips_per_video: evenly spaced windows per training video.
-        shard_dir: folder of the shard files.
         shard_size_mb: a new shard starts when the current one would pass this size.
         verify_random_access: check the first and last frame of every window read by random
             access against sequential decoding (costs one sequential decode per such video).
@@ -59,7 +58,6 @@ class ClipCacheConfig:
     resolution: int = 64
     frame_stride: int = 1
     train_clips_per_video: int = 3
-    shard_dir: str = "data/03_primary/clip_shards"
     shard_size_mb: int = 256
     verify_random_access: bool = True
     allow_empty_splits: list = field(default_factory=list)
@@ -192,15 +190,16 @@ def read_windows(path: Path, reader: str, starts: list[int], frames: int, stride
     return [(int(s), np.stack([decoded[int(s + o)] for o in offsets])) for s in starts], reader
 
 
-def build_clip_cache(manifest: pd.DataFrame, cfg: ClipCacheConfig, progress: bool = True) -> pd.DataFrame:
-    """Cut, resize and store every clip of the manifest; return the clip index.
+def build_clip_cache(manifest: pd.DataFrame, cfg: ClipCacheConfig, shard_dir: str | Path,
+                     progress: bool = True) -> pd.DataFrame:
+    """Cut, resize and store every clip of the manifest as shards in ``shard_dir``; return the clip index.
 
     Videos too short for one clip are skipped with a warning (ingestion rejects them
     already when its ``min_frames`` matches ``frames``).
     """
     from tqdm.auto import tqdm
 
-    writer = ShardWriter(Path(cfg.shard_dir), cfg.shard_size_mb * 1024 * 1024)
+    writer = ShardWriter(Path(shard_dir), cfg.shard_size_mb * 1024 * 1024)
     rows = []
     skipped = failed = 0
     readers: Counter = Counter()
@@ -246,7 +245,7 @@ def build_clip_cache(manifest: pd.DataFrame, cfg: ClipCacheConfig, progress: boo
     finally:
         writer.close()
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-    size = sum(p.stat().st_size for p in Path(cfg.shard_dir).glob("shard_*.bin"))
+    size = sum(p.stat().st_size for p in Path(shard_dir).glob("shard_*.bin"))
     notes = (f"; {skipped} videos too short" if skipped else "") + (f"; {failed} unreadable" if failed else "")
     log.info("clip cache: %s clips in %d shard(s), %.1f MB%s; videos read by %s",
              ", ".join(f"{s} {n}" for s, n in index["split"].value_counts().sort_index().items()) or "no",
@@ -324,3 +323,70 @@ class ClipDataset(Dataset):
         if self.flip and bool(torch.rand(()) < 0.5):
             clip = clip.flip(-1)
         return {"clip": clip.float() / 255.0 - 0.5, "label": int(row.label_index), "clip_id": row.clip_id}
+
+
+# ---------------------------------------------------------------------- the cache as one artefact
+CACHE_INDEX_FILE = "index.parquet"
+
+
+class ClipCache:
+    """A clip cache directory: ``index.parquet`` (the clip index, validated by
+    ``sweettok.schemas.ClipIndexSchema``) and the ``shard_*.bin`` files it points into.
+
+    It is what the ``clip_cache`` catalog entry loads (``sweettok.io.ClipCacheDataset``);
+    :meth:`dataset` gives the clips of one split as a torch ``Dataset``.
+    """
+
+    def __init__(self, root: str | Path):
+        from sweettok.schemas import ClipIndexSchema
+
+        self.root = Path(root)
+        index_path = self.root / CACHE_INDEX_FILE
+        if not index_path.is_file():
+            raise FileNotFoundError(f"{self.root}: not a clip cache (no {CACHE_INDEX_FILE}); run the patchify pipeline")
+        self.index = ClipIndexSchema.validate(pd.read_parquet(index_path), lazy=True)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def dataset(self, split: str | None = None, **kwargs) -> "ClipDataset":
+        """The clips of ``split`` (all when None); ``kwargs`` as for :class:`ClipDataset`."""
+        return ClipDataset(self.index, self.root, split=split, **kwargs)
+
+    @property
+    def frames(self) -> int:
+        """Frames per video clip (the largest clip length in the cache; images have 1)."""
+        return int(self.index["frames"].max())
+
+    @property
+    def resolution(self) -> int:
+        return int(self.index["height"].iloc[0])
+
+    def fingerprint(self) -> str:
+        """sha256 of the clip index (ids, shapes, shard offsets and clip checksums)."""
+        return hashlib.sha256(pd.util.hash_pandas_object(self.index, index=False).values.tobytes()).hexdigest()
+
+    def write_to(self, directory: Path) -> None:
+        """Copy this cache into an empty ``directory``."""
+        import shutil
+
+        for name in [CACHE_INDEX_FILE, *sorted(self.index["shard"].unique())]:
+            shutil.copy2(self.root / name, Path(directory) / name)
+
+
+@dataclass
+class PendingClipCache:
+    """A clip cache not built yet: what the ``patchify`` node returns.
+
+    Clips are written straight into the dataset's directory when the catalog saves this
+    (``write_to``), so a cache of any size is never held in memory or copied.
+    """
+
+    manifest: pd.DataFrame
+    cfg: ClipCacheConfig
+
+    def write_to(self, directory: Path) -> None:
+        index = build_clip_cache(self.manifest, self.cfg, directory)
+        from sweettok.schemas import ClipIndexSchema
+
+        ClipIndexSchema.validate(index, lazy=True).to_parquet(Path(directory) / CACHE_INDEX_FILE, index=False)

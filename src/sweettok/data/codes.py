@@ -90,3 +90,36 @@ class ClipsWithCodes(Dataset):
         item = self.clips[i]
         item["codes"] = torch.from_numpy(self.codes.get(item["clip_id"]))
         return item
+
+
+# ---------------------------------------------------------------------- the codes as one artefact
+CODE_INDEX_FILE = "index.parquet"
+
+
+def load_code_table(root: str | Path, verify: bool = False) -> CodeTable:
+    """The proxy codes directory written by :class:`PendingProxyCodes` (``index.parquet`` + shards)."""
+    from sweettok.schemas import ProxyCodeIndexSchema
+
+    root = Path(root)
+    if not (root / CODE_INDEX_FILE).is_file():
+        raise FileNotFoundError(f"{root}: no proxy codes ({CODE_INDEX_FILE} missing); run the proxy pipeline")
+    index = ProxyCodeIndexSchema.validate(pd.read_parquet(root / CODE_INDEX_FILE), lazy=True)
+    return CodeTable(index, root, verify=verify)
+
+
+class PendingProxyCodes:
+    """Proxy code ids not computed yet: what the ``proxy`` pipeline's code node returns.
+
+    ``items`` is a zero-argument callable giving ``(clip_id, split, ids (1+k, h, w))``;
+    the ids are encoded while the catalog writes them into the dataset's directory.
+    """
+
+    def __init__(self, items, shard_size_mb: int = 256):
+        self.items = items
+        self.shard_size_mb = shard_size_mb
+
+    def write_to(self, directory: Path) -> None:
+        from sweettok.schemas import ProxyCodeIndexSchema
+
+        index = write_code_shards(self.items(), directory, self.shard_size_mb)
+        ProxyCodeIndexSchema.validate(index, lazy=True).to_parquet(Path(directory) / CODE_INDEX_FILE, index=False)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sweettok.files import sha256_file
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
@@ -77,14 +79,6 @@ class Probe:
     sha256: str
     reader: str
     note: str = ""  # why the reader is not decord, when it is not
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _container_of(head: bytes) -> str | None:

@@ -10,18 +10,14 @@
 
 Loading checks the format version, the tensor names (exactly the six above), dtypes and
 shapes against the words, and the two files' checksums, and names the offending file in
-every error. Saving writes a sibling temporary directory and renames it into place, so a
-reader never sees a half-written codebook.
+every error. Saving goes through :func:`sweettok.files.atomic_directory` (sibling temporary, fsync, rename),
+so a reader never sees a half-written codebook.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +25,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from sweettok.files import atomic_directory, sha256_file
 from sweettok.language.codebook import FORMAT_VERSION, LanguageCodebook
 from sweettok.models.codebook_prior import BOOK_POS, CodebookPrior, WordGraph
 
 TENSORS_FILE = "tensors.safetensors"
 WORDS_FILE = "words.json"
 METADATA_FILE = "metadata.json"
-TENSOR_FIELDS = {"embeddings": torch.float32, "edge_index": torch.int64, "edge_weight": torch.float32}
+TENSOR_FIELDS = CodebookPrior.TENSOR_FIELDS
 
 
 class CodebookFormatError(ValueError):
     """A saved codebook is missing, corrupt or inconsistent; the message names the file."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_language_codebook(codebook: CodebookPrior, directory: str | Path) -> None:
@@ -55,37 +44,16 @@ def save_language_codebook(codebook: CodebookPrior, directory: str | Path) -> No
 
     An existing codebook at ``directory`` is replaced.
     """
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        tensors: dict[str, torch.Tensor] = {}
-        words: dict[str, Any] = {"format_version": FORMAT_VERSION}
-        for book in BOOK_POS:
-            graph: WordGraph = getattr(codebook, book)
-            for name, dtype in TENSOR_FIELDS.items():
-                tensors[f"{book}.{name}"] = getattr(graph, name).detach().to("cpu", dtype).contiguous()
-            words[book] = {"words": list(graph.words), "pos": list(graph.pos)}
+    with atomic_directory(directory) as tmp:
+        tensors, words = codebook.to_state()
+        words = {"format_version": FORMAT_VERSION, **words}
         save_file(tensors, str(tmp / TENSORS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
         (tmp / WORDS_FILE).write_text(json.dumps(words, ensure_ascii=False) + "\n", encoding="utf-8")
-        # safetensors creates its file owner-only; give it the mode the JSON files got.
-        shutil.copymode(tmp / WORDS_FILE, tmp / TENSORS_FILE)
         metadata = copy.deepcopy(dict(getattr(codebook, "metadata", {}) or {}))
         metadata["format_version"] = FORMAT_VERSION
         metadata.setdefault("encoder", {})["dim"] = codebook.embed_dim
-        metadata["files"] = {name: _sha256(tmp / name) for name in (TENSORS_FILE, WORDS_FILE)}
+        metadata["files"] = {name: sha256_file(tmp / name) for name in (TENSORS_FILE, WORDS_FILE)}
         (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if directory.exists():
-            old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, directory)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -126,7 +94,7 @@ def load_language_codebook(directory: str | Path) -> LanguageCodebook:
         expected = (metadata.get("files") or {}).get(name)
         if expected is None:
             raise CodebookFormatError(f"{meta_path}: no checksum recorded for {name}")
-        if _sha256(path) != expected:
+        if sha256_file(path) != expected:
             raise CodebookFormatError(f"{path}: sha256 differs from the one recorded in {METADATA_FILE} (corrupt or replaced)")
 
     try:

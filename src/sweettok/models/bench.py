@@ -73,7 +73,8 @@ def bench_in_process(config: dict, prior_profile: str, warmup: int, steps: int, 
     for i in range(warmup + steps):
         model.zero_grad(set_to_none=True)
         t0 = time.perf_counter()
-        logits, mlc_loss, _ = model(x)
+        out = model(x)
+        logits, mlc_loss = out.logits, out.mlc_loss
         loss = F.cross_entropy(logits, targets) + mlc_loss
         loss.backward()
         dt = time.perf_counter() - t0

@@ -109,3 +109,46 @@ class CodebookPrior:
             spatial=graph("adj", "ADJ", n_adj, "noun", "NOUN", n_noun),
             temporal=graph("adv", "ADV", n_adv, "verb", "VERB", n_verb),
         )
+
+    # ------------------------------------------------------------------ plain form
+    TENSOR_FIELDS = {"embeddings": torch.float32, "edge_index": torch.int64, "edge_weight": torch.float32}
+
+    def to_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """The prior as tensors (``spatial.embeddings``, ``spatial.edge_index``, ``spatial.edge_weight``
+        and the same for ``temporal``) and a JSON-able ``{book: {"words", "pos"}}``; no pickle."""
+        tensors: dict[str, torch.Tensor] = {}
+        words: dict = {}
+        for book in BOOK_POS:
+            graph: WordGraph = getattr(self, book)
+            for name, dtype in self.TENSOR_FIELDS.items():
+                tensors[f"{book}.{name}"] = getattr(graph, name).detach().to("cpu", dtype).contiguous()
+            words[book] = {"words": list(graph.words), "pos": list(graph.pos)}
+        return tensors, words
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], words: dict) -> "CodebookPrior":
+        """Inverse of :meth:`to_state`.
+
+        Raises:
+            ValueError: naming the missing, unexpected or mistyped tensor, or the inconsistent book.
+        """
+        expected = {f"{book}.{name}" for book in BOOK_POS for name in cls.TENSOR_FIELDS}
+        missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        if missing or unexpected:
+            raise ValueError(f"codebook prior: missing tensors {missing}, unexpected tensors {unexpected}")
+        graphs = {}
+        for book in BOOK_POS:
+            entry = words.get(book) if isinstance(words, dict) else None
+            if not isinstance(entry, dict) or not isinstance(entry.get("words"), list) \
+                    or not isinstance(entry.get("pos"), list):
+                raise ValueError(f"codebook prior: '{book}' must hold lists 'words' and 'pos'")
+            for name, dtype in cls.TENSOR_FIELDS.items():
+                if tensors[f"{book}.{name}"].dtype != dtype:
+                    raise ValueError(f"codebook prior: {book}.{name} is {tensors[f'{book}.{name}'].dtype}, "
+                                     f"expected {dtype}")
+            try:
+                graphs[book] = WordGraph(entry["words"], entry["pos"],
+                                         *(tensors[f"{book}.{name}"] for name in cls.TENSOR_FIELDS))
+            except ValueError as exc:
+                raise ValueError(f"codebook prior: {book} book is inconsistent: {exc}") from exc
+        return cls(spatial=graphs["spatial"], temporal=graphs["temporal"])

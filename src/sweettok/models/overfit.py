@@ -63,7 +63,8 @@ def overfit_one_clip(
 
         iterator = tqdm(iterator, desc="overfit", unit="step")
     for _ in iterator:
-        logits, mlc_loss, stats = model(x)
+        out = model(x)
+        logits, mlc_loss, stats = out.logits, out.mlc_loss, out.stats
         ce = F.cross_entropy(logits, targets)
         opt.zero_grad(set_to_none=True)
         (ce + mlc_loss).backward()

@@ -17,6 +17,7 @@ quantized latents bit for bit.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -28,7 +29,7 @@ from sweettok.models.encoder import DecoupledQueryEncoder
 from sweettok.models.patchify import PatchEmbed, as_clip
 from sweettok.models.quantizer import MotionLanguageCodebook
 
-__all__ = ["SweetTok", "parameter_breakdown"]
+__all__ = ["SweetTok", "SweetTokOutput", "parameter_breakdown"]
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -60,6 +61,9 @@ class SweetTok(nn.Module):
         self.encoder.apply(_init_weights)
         self.decoder.apply(_init_weights)
         self.quantizer = MotionLanguageCodebook(cfg, prior)
+        # Kept (not state: its tensors are also the quantizer's buffers) so that an exported model
+        # carries its words and graph and loads without the language codebook it was trained on.
+        self.prior = prior
 
     # ------------------------------------------------------------------ encode
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -126,7 +130,7 @@ class SweetTok(nn.Module):
         return self.quantizer.usage(ids, self.cfg.spatial_queries)
 
     # ------------------------------------------------------------------ train step
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> tuple:
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> "SweetTokOutput":
         """Encode, quantize and decode.
 
         Args:
@@ -134,14 +138,12 @@ class SweetTok(nn.Module):
             return_features: also return the decoder features ``(B, S, g, g, D)``.
 
         Returns:
-            ``(logits, mlc_loss, stats)`` (plus ``features`` if asked): logits
-            ``(B, V, S, g, g)``, the scalar MLC loss (differentiable), and ``stats``, a dict of
-            floats: ``mlc_loss``, ``commitment``, ``codebook``, ``diversity`` and the per-book usage
-            (``adj_perplexity``, ``adj_used``, ... as in :meth:`codebook_usage`).
+            a :class:`SweetTokOutput`.
         """
         latents, ids, aux = self.encode(x)
         zs, zt, slices = self._split_latents(latents, aux["frames"])
         out = self.decoder(zs, zt, slices, return_features=return_features)
+        logits, features = out if return_features else (out, None)
         stats = {
             "mlc_loss": float(aux["loss"].detach()),
             "commitment": float(aux["commitment"].detach()),
@@ -149,10 +151,30 @@ class SweetTok(nn.Module):
             "diversity": float(aux["diversity"].detach()),
             **self.codebook_usage(ids),
         }
-        if return_features:
-            logits, features = out
-            return logits, aux["loss"], stats, features
-        return out, aux["loss"], stats
+        return SweetTokOutput(logits=logits, mlc_loss=aux["loss"], stats=stats, latents=latents, ids=ids,
+                              features=features)
+
+
+@dataclass
+class SweetTokOutput:
+    """What :meth:`SweetTok.forward` returns.
+
+    Attributes:
+        logits: ``(B, V, S, g, g)`` over the proxy codebook.
+        mlc_loss: the scalar MLC loss (differentiable).
+        stats: floats ``mlc_loss``, ``commitment``, ``codebook``, ``diversity`` and the per-book
+            usage (``adj_perplexity``, ``adj_used``, ... as in :meth:`SweetTok.codebook_usage`).
+        latents: quantized latents ``(B, L, 2e)``.
+        ids: token ids ``(B, (topk + 1) L)``.
+        features: decoder features entering the head ``(B, S, g, g, D)``, when asked for.
+    """
+
+    logits: torch.Tensor
+    mlc_loss: torch.Tensor
+    stats: dict[str, float]
+    latents: torch.Tensor
+    ids: torch.Tensor
+    features: torch.Tensor | None = None
 
 
 # ---------------------------------------------------------------------- parameter accounting

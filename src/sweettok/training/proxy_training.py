@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from sweettok.data.clips import ClipDataset
 from sweettok.data.codes import write_code_shards
 from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
-from sweettok.training.checkpoint import MODEL_FILE, load_module_weights, read_checkpoint_config
 from sweettok.training.ema import EMA
 from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainResult, train
 from sweettok.training.schedule import OptimizerConfig, ScheduleConfig, build_adamw, build_scheduler
@@ -44,7 +43,6 @@ class ProxyTrainingConfig:
         ema_decay: EMA of the weights (``null``: none; the codes are written with the EMA
             weights when there is one).
         run_dir: checkpoints, log and loss curve.
-        code_shard_dir: where the code id shards go.
         encode_batch_size: clips per forward pass when writing codes.
     """
 
@@ -57,7 +55,6 @@ class ProxyTrainingConfig:
     lpips_frames: int = 4
     ema_decay: float | None = None
     run_dir: str = "data/06_models/proxy"
-    code_shard_dir: str = "data/05_model_input/proxy_codes"
     encode_batch_size: int = 16
 
     def __post_init__(self) -> None:
@@ -135,19 +132,6 @@ def train_proxy(clips: ClipDataset, cfg: ProxyTrainingConfig, provenance: Mappin
                  model_config={"kind": "proxy_tokenizer", **cfg.model_config.to_dict()}, provenance=provenance)
 
 
-def load_proxy(checkpoint: str | Path, use_ema: bool = True) -> ProxyTokenizer:
-    """A trained proxy tokenizer from a checkpoint directory (EMA weights when present), in eval mode."""
-    path = Path(checkpoint)
-    config = dict(read_checkpoint_config(path)["model_config"])
-    kind = config.pop("kind", None)
-    if kind != "proxy_tokenizer":
-        raise ValueError(f"{path}: not a proxy tokenizer checkpoint (kind={kind!r})")
-    model = ProxyTokenizer(ProxyTokenizerConfig.from_dict(config))
-    weights = path / "ema.safetensors"
-    load_module_weights(model, weights if use_ema and weights.is_file() else path / MODEL_FILE)
-    return model.eval()
-
-
 @torch.no_grad()
 def encode_clips(model: ProxyTokenizer, clips: ClipDataset, batch_size: int = 16,
                  device: torch.device | str = "cpu", progress: bool = True) -> Iterator[tuple[str, str, np.ndarray]]:
@@ -164,20 +148,22 @@ def encode_clips(model: ProxyTokenizer, clips: ClipDataset, batch_size: int = 16
             yield it["clip_id"], splits[i], grid
 
 
-def write_proxy_codes(model: ProxyTokenizer, clips: ClipDataset, cfg: ProxyTrainingConfig,
-                      device: torch.device | str = "cpu") -> pd.DataFrame:
-    """Encode every clip with the proxy tokenizer and store the ids; return the code index."""
+def proxy_code_items(model: ProxyTokenizer, clips: ClipDataset, cfg: ProxyTrainingConfig,
+                     device: torch.device | str = "cpu") -> Iterator[tuple[str, str, np.ndarray]]:
+    """``(clip_id, split, ids (1+k, h, w))`` of every clip; logs code usage at the end."""
     counts = np.zeros(model.cfg.codebook_size, np.int64)
-
-    def counted(items: Iterator[tuple[str, str, np.ndarray]]) -> Iterator[tuple[str, str, np.ndarray]]:
-        for clip_id, split, ids in items:
-            counts[:] += np.bincount(ids.ravel(), minlength=len(counts))
-            yield clip_id, split, ids
-
-    index = write_code_shards(counted(encode_clips(model, clips, cfg.encode_batch_size, device)), cfg.code_shard_dir)
+    n, grid = 0, ()
+    for clip_id, split, ids in encode_clips(model, clips, cfg.encode_batch_size, device):
+        counts += np.bincount(ids.ravel(), minlength=len(counts))
+        n, grid = n + 1, ids.shape
+        yield clip_id, split, ids
     p = counts / max(counts.sum(), 1)
     perplexity = float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum()))
-    log.info("proxy codes: %d clips, grid %s, %d of %d codes used, perplexity %.1f",
-             len(index), tuple(int(v) for v in index.iloc[0][["slices", "grid_h", "grid_w"]]) if len(index) else (),
+    log.info("proxy codes: %d clips, grid %s, %d of %d codes used, perplexity %.1f", n, tuple(grid),
              int((counts > 0).sum()), len(counts), perplexity)
-    return index
+
+
+def write_proxy_codes(model: ProxyTokenizer, clips: ClipDataset, cfg: ProxyTrainingConfig, directory: str | Path,
+                      device: torch.device | str = "cpu") -> pd.DataFrame:
+    """Encode every clip with the proxy tokenizer, store the ids as shards in ``directory``; return the code index."""
+    return write_code_shards(proxy_code_items(model, clips, cfg, device), directory)

@@ -16,19 +16,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from sweettok.models.codebook_prior import CodebookPrior
-from sweettok.models.config import SweetTokConfig
 from sweettok.models.discriminator import DiscriminatorConfig, LeCamEMA, PatchDiscriminator3D, hinge_d_loss, hinge_g_loss
-from sweettok.models.proxy import ProxyTokenizer
 from sweettok.models.sweettok import SweetTok
-from sweettok.training.checkpoint import MODEL_FILE, load_module_weights, read_checkpoint_config
+from sweettok.models.tokenizer import VideoTokenizer
 from sweettok.training.ema import EMA
 from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainPart, TrainResult, train
 from sweettok.training.proxy_training import frame_subset
@@ -122,7 +117,8 @@ def train_phase1(model: SweetTok, dataset, cfg: PhaseConfig, provenance: Mapping
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
 
     def step_fn(batch: dict, ctx: StepContext) -> StepOutput:
-        logits, mlc_loss, stats = ctx.modules["model"](batch["clip"])
+        out = ctx.modules["model"](batch["clip"])
+        logits, mlc_loss, stats = out.logits, out.mlc_loss, out.stats
         ce = F.cross_entropy(logits, batch["codes"])
         accuracy = (logits.argmax(1) == batch["codes"]).float().mean()
         logs = {"ce": ce.detach(), "mlc": mlc_loss.detach(), "accuracy": accuracy, "diversity": stats["diversity"],
@@ -136,59 +132,7 @@ def train_phase1(model: SweetTok, dataset, cfg: PhaseConfig, provenance: Mapping
 # ---------------------------------------------------------------------------- phase 2
 
 
-class PixelTokenizer(nn.Module):
-    """SweetTok with pixel output: decoder logits -> softmax -> proxy codebook -> proxy pixel decoder.
-
-    Only ``sweettok.decoder`` and the proxy's pixel decoder (``decoder``, ``head_first``,
-    ``head_tube``) are trainable; everything up to the quantized latents, and the proxy's
-    encoder and codebook, are frozen.
-    """
-
-    PROXY_DECODER = ("decoder.", "head_first.", "head_tube.")
-
-    def __init__(self, sweettok: SweetTok, proxy: ProxyTokenizer):
-        super().__init__()
-        if sweettok.cfg.proxy_vocab_size != proxy.cfg.codebook_size:
-            raise ValueError(f"model.proxy_vocab_size={sweettok.cfg.proxy_vocab_size} but the proxy tokenizer has "
-                             f"{proxy.cfg.codebook_size} codes")
-        self.sweettok = sweettok
-        self.proxy = proxy
-        for name, p in self.named_parameters():
-            p.requires_grad_(name.startswith("sweettok.decoder.")
-                             or any(name.startswith("proxy." + pre) for pre in self.PROXY_DECODER))
-
-    def freeze_modes(self) -> None:
-        """Frozen parts run in eval mode (no dropout) even while the rest trains."""
-        for module in (self.sweettok.patch_embed, self.sweettok.encoder, self.sweettok.quantizer, self.proxy):
-            module.eval()
-        for name in ("decoder", "head_first", "head_tube"):
-            getattr(self.proxy, name).train(self.training)
-
-    def logits_to_pixels(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, V, S, g, g)`` -> clip ``(B, C, T, H, W)``."""
-        probs = logits.float().softmax(dim=1)
-        codes = torch.einsum("bvsgh,vd->bdsgh", probs, self.proxy.codebook_vectors())
-        return self.proxy.decode_codes(codes)
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Clip -> (quantized latents, ids), without gradient (the encoder is frozen)."""
-        with torch.no_grad():
-            latents, ids, _ = self.sweettok.encode(x)
-        return latents, ids
-
-    def decode_latents(self, latents: torch.Tensor, frames: int) -> torch.Tensor:
-        return self.logits_to_pixels(self.sweettok.decode_latents(latents, frames))
-
-    def decode_ids(self, ids: torch.Tensor, frames: int) -> torch.Tensor:
-        return self.logits_to_pixels(self.sweettok.decode_ids(ids, frames))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruct clips ``(B, C, T, H, W)`` in [-0.5, 0.5] (unbounded output)."""
-        latents, _ = self.encode(x)
-        return self.decode_latents(latents, x.shape[2] if x.ndim == 5 else 1)
-
-
-def train_phase2(model: PixelTokenizer, dataset, cfg: PhaseConfig,
+def train_phase2(model: VideoTokenizer, dataset, cfg: PhaseConfig,
                  provenance: Mapping[str, Any] | None = None) -> TrainResult:
     """Train the decoders for pixels with L2 + LPIPS + PatchGAN (+ LeCam)."""
     from sweettok.metrics import LPIPS
@@ -236,36 +180,3 @@ def train_phase2(model: PixelTokenizer, dataset, cfg: PhaseConfig,
                  model_config={"kind": "sweettok_pixel", "sweettok": model.sweettok.cfg.to_dict(),
                                "proxy": model.proxy.cfg.to_dict()},
                  extra_parts={"discriminator": TrainPart(disc, disc_opt, None)}, provenance=provenance)
-
-
-# ---------------------------------------------------------------------------- loading
-
-
-def _weights(path: Path, use_ema: bool) -> Path:
-    ema = path / "ema.safetensors"
-    return ema if use_ema and ema.is_file() else path / MODEL_FILE
-
-
-def load_sweettok(checkpoint: str | Path, prior: CodebookPrior, use_ema: bool = True) -> SweetTok:
-    """SweetTok (phase-1 form) from a checkpoint directory and the prior it was built with."""
-    path = Path(checkpoint)
-    config = dict(read_checkpoint_config(path)["model_config"])
-    if config.pop("kind", None) != "sweettok":
-        raise ValueError(f"{path}: not a SweetTok phase-1 checkpoint")
-    model = SweetTok(SweetTokConfig.from_dict(config), prior)
-    load_module_weights(model, _weights(path, use_ema))
-    return model.eval()
-
-
-def load_pixel_tokenizer(checkpoint: str | Path, prior: CodebookPrior, use_ema: bool = True) -> PixelTokenizer:
-    """The phase-2 tokenizer (SweetTok + proxy pixel decoder) from a checkpoint directory."""
-    path = Path(checkpoint)
-    config = read_checkpoint_config(path)["model_config"]
-    if config.get("kind") != "sweettok_pixel":
-        raise ValueError(f"{path}: not a SweetTok phase-2 checkpoint")
-    from sweettok.models.proxy import ProxyTokenizerConfig
-
-    model = PixelTokenizer(SweetTok(SweetTokConfig.from_dict(dict(config["sweettok"])), prior),
-                           ProxyTokenizer(ProxyTokenizerConfig.from_dict(dict(config["proxy"]))))
-    load_module_weights(model, _weights(path, use_ema))
-    return model.eval()

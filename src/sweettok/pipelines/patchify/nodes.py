@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sweettok.data.clips import ClipCacheConfig, build_clip_cache
+from sweettok.data.clips import ClipCacheConfig, PendingClipCache
 
 
-def cache_clips(video_manifest: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """Cut, resize and store the clips of every manifest video; return the clip index."""
-    return build_clip_cache(video_manifest, ClipCacheConfig.from_dict(params))
+def cache_clips(video_manifest: pd.DataFrame, params: dict) -> PendingClipCache:
+    """Cut, resize and store the clips of every manifest video.
+
+    The clips are written when the catalog saves ``clip_cache`` (straight into its directory).
+    """
+    return PendingClipCache(video_manifest, ClipCacheConfig.from_dict(params))

@@ -1,4 +1,4 @@
-"""`patchify`: video manifest -> clip shards + clip index."""
+"""`patchify`: video manifest -> clip cache (index + shards)."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -6,4 +6,4 @@ from sweettok.pipelines.patchify.nodes import cache_clips
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline([Node(cache_clips, ["video_manifest", "params:patchify"], "clip_index", name="cache_clips")])
+    return Pipeline([Node(cache_clips, ["video_manifest", "params:patchify"], "clip_cache", name="cache_clips")])

@@ -2,15 +2,15 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from sweettok.pipelines.proxy.nodes import train_proxy_tokenizer, write_codes
+from sweettok.pipelines.proxy.nodes import encode_proxy_codes, train_proxy_tokenizer
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(train_proxy_tokenizer, ["clip_index", "params:patchify", "params:proxy"], "proxy_model",
+            Node(train_proxy_tokenizer, ["clip_cache", "params:proxy"], "proxy_tokenizer",
                  name="train_proxy_tokenizer"),
-            Node(write_codes, ["clip_index", "proxy_model", "params:patchify", "params:proxy"], "proxy_code_index",
+            Node(encode_proxy_codes, ["clip_cache", "proxy_tokenizer", "params:proxy"], "proxy_codes",
                  name="write_proxy_codes"),
         ]
     )

@@ -17,13 +17,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from sweettok.data.clips import ClipDataset
+from sweettok.data.clips import ClipCache, ClipDataset
 from sweettok.metrics.reconstruction import (FirstFrameThumbnail, first_frame_baseline, mean_frame_baseline,
                                              score_reconstructions)
-from sweettok.models.codebook_prior import CodebookPrior
+from sweettok.models.proxy import ProxyTokenizer
 from sweettok.models.sweettok import SweetTok
-from sweettok.training.proxy_training import load_proxy
-from sweettok.training.tokenizer_training import load_pixel_tokenizer
+from sweettok.models.tokenizer import VideoTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +44,13 @@ def sweettok_bits(model: SweetTok, frames: int) -> float:
     return cfg.spatial_queries * spatial + n_temporal * temporal
 
 
-def _methods(tokenizer_model: dict, proxy_model: dict, codebook: CodebookPrior, frames: int, res: int,
-             thumbnail_sizes: list[int]):
+def _methods(sweettok: VideoTokenizer, proxy: ProxyTokenizer, frames: int, res: int, thumbnail_sizes: list[int]):
     """The four scored methods, the thumbnails, tokens per clip and bits per clip by name."""
-    sweettok = load_pixel_tokenizer(tokenizer_model["checkpoint"], codebook)
-    proxy = load_proxy(proxy_model["checkpoint"])
     methods = {"SweetTok": sweettok, "proxy tokenizer": lambda x: proxy(x).reconstruction,
                FIRST_FRAME: first_frame_baseline, MEAN_FRAME: mean_frame_baseline}
-    tokens = {"SweetTok": sweettok.sweettok.cfg.num_latent_tokens(frames),
+    tokens = {"SweetTok": sweettok.cfg.num_latent_tokens(frames),
               "proxy tokenizer": proxy.num_tokens(frames, res, res), FIRST_FRAME: None, MEAN_FRAME: None}
-    channels = sweettok.sweettok.cfg.in_channels
+    channels = sweettok.cfg.in_channels
     thumbs = {f"first frame at {s}x{s}": FirstFrameThumbnail(s) for s in thumbnail_sizes}
     bits = {"SweetTok": sweettok_bits(sweettok.sweettok, frames),
             "proxy tokenizer": tokens["proxy tokenizer"] * math.log2(proxy.cfg.codebook_size),
@@ -63,14 +59,13 @@ def _methods(tokenizer_model: dict, proxy_model: dict, codebook: CodebookPrior, 
     return methods, thumbs, tokens, bits
 
 
-def evaluate_reconstruction(clip_index: pd.DataFrame, tokenizer_model: dict, proxy_model: dict,
-                            language_codebook: CodebookPrior, patchify: dict,
+def evaluate_reconstruction(clip_cache: ClipCache, tokenizer: VideoTokenizer, proxy_tokenizer: ProxyTokenizer,
                             params: dict) -> tuple[pd.DataFrame, plt.Figure, pd.DataFrame, plt.Figure]:
     """PSNR / SSIM / LPIPS on the test clips for SweetTok, the proxy tokenizer and two trivial baselines,
     a figure of a few reconstructions, and the bits-per-clip table with its plot."""
-    clips = ClipDataset(clip_index, patchify["shard_dir"], split="test")
-    methods, thumbs, tokens, bits = _methods(tokenizer_model, proxy_model, language_codebook, patchify["frames"],
-                                             patchify["resolution"], params.get("thumbnail_sizes", []))
+    clips = clip_cache.dataset("test")
+    methods, thumbs, tokens, bits = _methods(tokenizer, proxy_tokenizer, clip_cache.frames, clip_cache.resolution,
+                                             params.get("thumbnail_sizes", []))
     scores = score_reconstructions({**methods, **thumbs}, clips, tokens, batch_size=params.get("batch_size", 8))
     table = scores[scores["method"].isin(list(methods))].reset_index(drop=True)
     for row in table.itertuples(index=False):

@@ -7,9 +7,7 @@ from sweettok.pipelines.reconstruction.nodes import evaluate_reconstruction
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
-        Node(evaluate_reconstruction,
-             ["clip_index", "tokenizer_model", "proxy_model", "language_codebook", "params:patchify",
-              "params:reconstruction"],
+        Node(evaluate_reconstruction, ["clip_cache", "tokenizer", "proxy_tokenizer", "params:reconstruction"],
              ["reconstruction_metrics", "reconstruction_examples", "reconstruction_budget",
               "reconstruction_budget_plot"], name="evaluate_reconstruction"),
     ])

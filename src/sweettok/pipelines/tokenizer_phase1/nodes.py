@@ -2,38 +2,41 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
-from sweettok.data.clips import ClipDataset
+from sweettok.data.clips import ClipCache
 from sweettok.data.codes import ClipsWithCodes, CodeTable
 from sweettok.models.codebook_prior import CodebookPrior
 from sweettok.models.config import SweetTokConfig
+from sweettok.models.proxy import ProxyTokenizer
 from sweettok.models.sweettok import SweetTok
-from sweettok.pipelines.records import checkpoint_pointer, params_hash
+from sweettok.pipelines.records import final_model, params_hash
 from sweettok.training.distributed import cleanup
 from sweettok.training.tokenizer_training import PhaseConfig, train_phase1
 
 
-def check_model_matches_data(model_cfg: SweetTokConfig, patchify: dict, proxy: dict) -> None:
+def check_model_matches_data(model_cfg: SweetTokConfig, clip_cache: ClipCache, proxy: ProxyTokenizer) -> None:
     """The model's clip shape and proxy vocabulary must agree with the cache and the proxy tokenizer."""
-    if model_cfg.resolution != patchify["resolution"]:
-        raise ValueError(f"model.resolution={model_cfg.resolution} but patchify.resolution={patchify['resolution']}")
-    if model_cfg.proxy_vocab_size != proxy["model"]["codebook_size"]:
-        raise ValueError(f"model.proxy_vocab_size={model_cfg.proxy_vocab_size} but proxy.model.codebook_size="
-                         f"{proxy['model']['codebook_size']}")
+    if model_cfg.resolution != clip_cache.resolution:
+        raise ValueError(f"model.resolution={model_cfg.resolution} but the clip cache holds "
+                         f"{clip_cache.resolution}x{clip_cache.resolution} clips (patchify.resolution)")
+    if model_cfg.input_frames < clip_cache.frames:
+        raise ValueError(f"model.input_frames={model_cfg.input_frames} but the clip cache holds "
+                         f"{clip_cache.frames}-frame clips (patchify.frames)")
+    if model_cfg.proxy_vocab_size != proxy.cfg.codebook_size:
+        raise ValueError(f"model.proxy_vocab_size={model_cfg.proxy_vocab_size} but the proxy tokenizer has "
+                         f"{proxy.cfg.codebook_size} codes (proxy.model.codebook_size)")
 
 
-def train_tokenizer_phase1(clip_index: pd.DataFrame, proxy_code_index: pd.DataFrame, language_codebook: CodebookPrior,
-                           patchify: dict, proxy: dict, model: dict, params: dict) -> dict:
-    """Train SweetTok on the training clips against their proxy codes; return the checkpoint record."""
+def train_tokenizer_phase1(clip_cache: ClipCache, proxy_codes: CodeTable, proxy_tokenizer: ProxyTokenizer,
+                           language_codebook: CodebookPrior, model: dict, params: dict) -> SweetTok:
+    """Train SweetTok on the training clips against their proxy codes; return it with its EMA weights."""
     cfg = PhaseConfig.from_dict(params, "tokenizer_phase1")
     model_cfg = SweetTokConfig.from_dict(model)
-    check_model_matches_data(model_cfg, patchify, proxy)
-    dataset = ClipsWithCodes(ClipDataset(clip_index, patchify["shard_dir"], split="train"),
-                             CodeTable(proxy_code_index, proxy["code_shard_dir"]))
-    tokenizer = SweetTok(model_cfg, language_codebook)
+    check_model_matches_data(model_cfg, clip_cache, proxy_tokenizer)
+    dataset = ClipsWithCodes(clip_cache.dataset("train"), proxy_codes)
     provenance = {"params_sha256": params_hash({"model": model, "phase1": params}),
-                  "language_codebook": getattr(language_codebook, "metadata", {}).get("params_sha256")}
-    result = train_phase1(tokenizer, dataset, cfg, provenance=provenance)
+                  "clip_cache_sha256": clip_cache.fingerprint(),
+                  "language_codebook": getattr(language_codebook, "metadata", {}).get("parameters_sha256"),
+                  "proxy_tokenizer": getattr(proxy_tokenizer, "provenance", {}).get("run_checkpoint")}
+    result = train_phase1(SweetTok(model_cfg, language_codebook), dataset, cfg, provenance=provenance)
     cleanup()
-    return checkpoint_pointer("sweettok", result, cfg.run_dir, {"model": model, "phase1": params})
+    return final_model("sweettok", result, cfg.run_dir, provenance, prior=language_codebook)

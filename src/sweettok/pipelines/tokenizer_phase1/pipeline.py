@@ -8,7 +8,7 @@ from sweettok.pipelines.tokenizer_phase1.nodes import train_tokenizer_phase1
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         Node(train_tokenizer_phase1,
-             ["clip_index", "proxy_code_index", "language_codebook", "params:patchify", "params:proxy", "params:model",
+             ["clip_cache", "proxy_codes", "proxy_tokenizer", "language_codebook", "params:model",
               "params:tokenizer_phase1"],
-             "tokenizer_phase1_model", name="train_tokenizer_phase1"),
+             "tokenizer_phase1", name="train_tokenizer_phase1"),
     ])

@@ -1,0 +1,197 @@
+"""The video tokenizer a user loads, and exported model directories.
+
+:class:`VideoTokenizer` is SweetTok with pixel output: encoder and MLC quantizer give
+token ids, SweetTok's decoder gives logits over the proxy codebook, and a softmax-weighted
+sum of the proxy codebook goes through the proxy's pixel decoder to frames. It is the model
+phase 2 trains (only ``sweettok.decoder`` and the proxy's pixel decoder learn) and the model
+evaluation and :mod:`sweettok.api` use.
+
+Exported models: :func:`save_model` writes any of the project's models (``ProxyTokenizer``,
+``SweetTok``, ``VideoTokenizer``) as one self-contained checkpoint directory in the format of
+:mod:`sweettok.models.checkpoint` (``config.json`` naming its ``kind``, ``model.safetensors``
+with the evaluation weights, and for models on a language codebook ``prior.safetensors`` +
+``prior.json``), and :func:`load_model` rebuilds it strictly. :func:`load_model` also reads a
+training step checkpoint (EMA weights when present), given the prior for SweetTok kinds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sweettok.models.checkpoint import (EMA_FILE, MODEL_FILE, CheckpointError, load_module_weights,
+                                        load_state_file, read_checkpoint_config, write_checkpoint)
+from sweettok.models.codebook_prior import CodebookPrior
+from sweettok.models.config import SweetTokConfig
+from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
+from sweettok.models.sweettok import SweetTok
+
+__all__ = ["KINDS", "VideoTokenizer", "load_model", "model_identity", "save_model"]
+
+PRIOR_TENSORS = "prior.safetensors"
+PRIOR_WORDS = "prior.json"
+
+
+class VideoTokenizer(nn.Module):
+    """SweetTok with pixel output: decoder logits -> softmax -> proxy codebook -> proxy pixel decoder.
+
+    Shapes: clips ``(B, C, T, H, W)`` (images ``(B, C, H, W)``) in [-0.5, 0.5] with
+    ``T = 1 + 4k`` and ``H = W = cfg.resolution``; ids ``(B, (topk + 1) L)`` int64 (layout in
+    :mod:`sweettok.models.quantizer`); reconstructions ``(B, C, T, H, W)``, unbounded (clamp
+    to [-0.5, 0.5] for display). In eval mode everything is deterministic and
+    ``decode_ids(ids, T) == decode_latents(latents, T)`` exactly.
+
+    For training (phase 2) only ``sweettok.decoder`` and the proxy's pixel decoder
+    (``decoder``, ``head_first``, ``head_tube``) are trainable; everything up to the quantized
+    latents, and the proxy's encoder and codebook, are frozen.
+    """
+
+    PROXY_DECODER = ("decoder.", "head_first.", "head_tube.")
+
+    def __init__(self, sweettok: SweetTok, proxy: ProxyTokenizer):
+        super().__init__()
+        if sweettok.cfg.proxy_vocab_size != proxy.cfg.codebook_size:
+            raise ValueError(f"model.proxy_vocab_size={sweettok.cfg.proxy_vocab_size} but the proxy tokenizer has "
+                             f"{proxy.cfg.codebook_size} codes")
+        self.sweettok = sweettok
+        self.proxy = proxy
+        for name, p in self.named_parameters():
+            p.requires_grad_(name.startswith("sweettok.decoder.")
+                             or any(name.startswith("proxy." + pre) for pre in self.PROXY_DECODER))
+
+    @property
+    def cfg(self) -> SweetTokConfig:
+        return self.sweettok.cfg
+
+    def freeze_modes(self) -> None:
+        """Frozen parts run in eval mode (no dropout) even while the rest trains."""
+        for module in (self.sweettok.patch_embed, self.sweettok.encoder, self.sweettok.quantizer, self.proxy):
+            module.eval()
+        for name in ("decoder", "head_first", "head_tube"):
+            getattr(self.proxy, name).train(self.training)
+
+    def logits_to_pixels(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, V, S, g, g)`` -> clip ``(B, C, T, H, W)``."""
+        probs = logits.float().softmax(dim=1)
+        codes = torch.einsum("bvsgh,vd->bdsgh", probs, self.proxy.codebook_vectors())
+        return self.proxy.decode_codes(codes)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clip -> (quantized latents ``(B, L, 2e)``, ids ``(B, (topk + 1) L)``), without gradient."""
+        with torch.no_grad():
+            latents, ids, _ = self.sweettok.encode(x)
+        return latents, ids
+
+    def decode_latents(self, latents: torch.Tensor, frames: int) -> torch.Tensor:
+        return self.logits_to_pixels(self.sweettok.decode_latents(latents, frames))
+
+    def decode_ids(self, ids: torch.Tensor, frames: int) -> torch.Tensor:
+        return self.logits_to_pixels(self.sweettok.decode_ids(ids, frames))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct clips ``(B, C, T, H, W)`` in [-0.5, 0.5] (unbounded output)."""
+        latents, _ = self.encode(x)
+        return self.decode_latents(latents, x.shape[2] if x.ndim == 5 else 1)
+
+
+# ---------------------------------------------------------------------- exported models
+KINDS = ("proxy_tokenizer", "sweettok", "sweettok_pixel")
+
+
+def describe_model(model: nn.Module) -> tuple[dict[str, Any], CodebookPrior | None]:
+    """``model_config`` (with its ``kind``) and the prior a model is built from."""
+    if isinstance(model, VideoTokenizer):
+        return ({"kind": "sweettok_pixel", "sweettok": model.sweettok.cfg.to_dict(),
+                 "proxy": model.proxy.cfg.to_dict()}, model.sweettok.prior)
+    if isinstance(model, SweetTok):
+        return {"kind": "sweettok", **model.cfg.to_dict()}, model.prior
+    if isinstance(model, ProxyTokenizer):
+        return {"kind": "proxy_tokenizer", **model.cfg.to_dict()}, None
+    raise TypeError(f"cannot export a {type(model).__name__}: not one of the project's models")
+
+
+def _build(config: Mapping[str, Any], prior: CodebookPrior | None, where: Path) -> nn.Module:
+    config = dict(config)
+    kind = config.pop("kind", None)
+    if kind not in KINDS:
+        raise CheckpointError(f"{where}: model kind {kind!r} is not one of {KINDS}")
+    if kind == "proxy_tokenizer":
+        return ProxyTokenizer(ProxyTokenizerConfig.from_dict(config))
+    if prior is None:
+        raise CheckpointError(f"{where}: a {kind} model needs its language codebook, and the checkpoint has "
+                              f"no {PRIOR_TENSORS}")
+    if kind == "sweettok":
+        return SweetTok(SweetTokConfig.from_dict(config), prior)
+    return VideoTokenizer(SweetTok(SweetTokConfig.from_dict(dict(config["sweettok"])), prior),
+                          ProxyTokenizer(ProxyTokenizerConfig.from_dict(dict(config["proxy"]))))
+
+
+def save_model(model: nn.Module, directory: str | Path, provenance: Mapping[str, Any] | None = None) -> Path:
+    """Export ``model``'s current weights (use the EMA weights: load them first) to ``directory``, atomically."""
+    config, prior = describe_model(model)
+    extra_states, extra_json = {}, {}
+    if prior is not None:
+        tensors, words = prior.to_state()
+        extra_states[PRIOR_TENSORS] = tensors
+        extra_json[PRIOR_WORDS] = words
+    return write_checkpoint(directory, model_state=model.state_dict(), model_config=config,
+                            extra_states=extra_states, extra_json=extra_json,
+                            provenance=dict(provenance or getattr(model, "provenance", {}) or {}))
+
+
+def _read_prior(path: Path, meta: dict) -> CodebookPrior | None:
+    if PRIOR_TENSORS not in meta.get("files", {}):
+        return None
+    import json
+
+    try:
+        words = json.loads((path / PRIOR_WORDS).read_text(encoding="utf-8"))
+        return CodebookPrior.from_state(load_state_file(path / PRIOR_TENSORS), words)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its language codebook cannot be read ({exc})") from None
+
+
+def load_model(directory: str | Path, kind: str | tuple[str, ...] | None = None, prior: CodebookPrior | None = None,
+               use_ema: bool = True, verify: bool = True) -> nn.Module:
+    """A model from a checkpoint directory, strictly, in eval mode on the CPU.
+
+    Args:
+        directory: an exported model (:func:`save_model`) or a training step checkpoint.
+        kind: the kind(s) expected (``proxy_tokenizer``, ``sweettok``, ``sweettok_pixel``).
+        prior: the language codebook, for a step checkpoint of a SweetTok kind (an exported
+            model carries its own; a given prior then wins).
+        use_ema: a step checkpoint's ``ema.safetensors`` rather than its raw weights, when present.
+        verify: check every file's size and sha256 against ``config.json`` first.
+
+    Raises:
+        CheckpointError: missing or damaged directory, another kind, missing/unexpected keys.
+    """
+    path = Path(directory)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such checkpoint directory")
+    meta = read_checkpoint_config(path)
+    if verify:
+        from sweettok.files import verify_manifest
+
+        problem = verify_manifest(path, meta.get("files", {}))
+        if problem or MODEL_FILE not in meta.get("files", {}):
+            raise CheckpointError(f"{path}: damaged checkpoint ({problem or 'no ' + MODEL_FILE})")
+    config = meta.get("model_config") or {}
+    wanted = (kind,) if isinstance(kind, str) else kind
+    if wanted is not None and config.get("kind") not in wanted:
+        raise CheckpointError(f"{path}: a {config.get('kind')!r} checkpoint, expected {' or '.join(wanted)}")
+    model = _build(config, prior if prior is not None else _read_prior(path, meta), path)
+    weights = path / EMA_FILE if use_ema and EMA_FILE in meta.get("files", {}) else path / MODEL_FILE
+    load_module_weights(model, weights)
+    model.provenance = dict(meta.get("provenance") or {})
+    return model.eval()
+
+
+def model_identity(directory: str | Path) -> str:
+    """A short identity of a checkpoint: sha256 of its weights file, as recorded in ``config.json``."""
+    meta = read_checkpoint_config(directory)
+    return str(meta["files"][MODEL_FILE]["sha256"])
