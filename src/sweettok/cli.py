@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sweettok`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"] and (len(argv) == 1 or (argv[1].startswith("-") and argv[1] not in ("-h", "--help"))):
+        argv.insert(1, "tokenizer")  # bare `sweettok bench` measures the trained tokenizer
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
@@ -180,11 +183,17 @@ def load_model_config(env: str = "base", conf_dir: str | os.PathLike | None = No
 # ---------------------------------------------------------------------- commands
 @command(
     "info",
-    help="parameter counts per part, latent tokens and ids per clip of a model profile",
-    args=[*_conf_args(), arg("--frames", type=int, default=None, help="clip length T (default: input_frames)"),
+    help="a tokenizer checkpoint (`sweettok info CHECKPOINT`), or parameter counts per part, latent tokens and "
+         "ids per clip of a model profile (`sweettok info --config paper`)",
+    args=[arg("checkpoint_dir", nargs="?", default=None, help="a tokenizer checkpoint directory"),
+          *_conf_args(), arg("--frames", type=int, default=None, help="clip length T (default: input_frames)"),
           arg("--json", action="store_true", help="print JSON instead of a table")],
 )
 def info(args: argparse.Namespace) -> int:
+    if args.checkpoint_dir is not None:
+        from sweettok.cli_tokenize import checkpoint_info
+
+        return checkpoint_info(args)
     import torch
 
     from sweettok.models.profiles import DEFAULT_PRIOR_SIZES, default_prior
@@ -315,6 +324,9 @@ def bench_cache_cmd(args: argparse.Namespace) -> int:
 def cli() -> None:
     """Project commands added to `kedro` (none: use the `sweettok` command)."""
 
+
+# encode, decode, words, bench tokenizer (registered on import)
+import sweettok.cli_tokenize  # noqa: E402,F401
 
 if __name__ == "__main__":
     sys.exit(main())
