@@ -53,6 +53,11 @@ from typing import Any
 
 import yaml
 
+# Reading the project through a KedroSession must not ask for telemetry consent or write a
+# telemetry project id into pyproject.toml.
+for _var in ("KEDRO_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
+    os.environ.setdefault(_var, "1")
+
 PACKAGE = "sweettok"
 DVC_YAML = "dvc.yaml"
 REPORTING_DIR = "data/08_reporting"
