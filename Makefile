@@ -51,6 +51,7 @@ viz: setup
 bench: setup
 	$(BIN)/sweettok bench cache --out data/08_reporting/bench_cache.json
 	$(BIN)/sweettok bench model --out data/08_reporting/bench_model.json
+	$(BIN)/sweettok bench tokenizer --out data/08_reporting/bench_tokenizer.json
 
 clean-data:
 	find data -mindepth 2 ! -name .gitkeep -delete

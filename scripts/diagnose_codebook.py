@@ -26,13 +26,12 @@ import math
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 import yaml
 
-from sweettok.data.clips import ClipDataset
-from sweettok.data.codes import ClipsWithCodes, CodeTable
+from sweettok.data.clips import ClipCache
+from sweettok.data.codes import ClipsWithCodes, load_code_table
 from sweettok.language.storage import load_language_codebook
 from sweettok.models.config import SweetTokConfig
 from sweettok.models.sweettok import SweetTok
@@ -121,12 +120,10 @@ def main() -> None:
         model_params[key] = yaml.safe_load(value)
     cfg = SweetTokConfig.from_dict(model_params)
 
-    clip_index = pd.read_parquet(ROOT / "data/03_primary/clip_index.parquet")
-    code_index = pd.read_parquet(ROOT / "data/05_model_input/proxy_code_index.parquet")
-    table = CodeTable(code_index, ROOT / "data/05_model_input/proxy_codes")
-    shards = ROOT / "data/03_primary/clip_shards"
-    train_set = ClipsWithCodes(ClipDataset(clip_index, shards, split="train"), table)
-    test_set = ClipsWithCodes(ClipDataset(clip_index, shards, split="test"), table)
+    cache = ClipCache(ROOT / "data/03_primary/clip_cache")
+    table = load_code_table(ROOT / "data/05_model_input/proxy_codes")
+    train_set = ClipsWithCodes(cache.dataset("train"), table)
+    test_set = ClipsWithCodes(cache.dataset("test"), table)
     g = torch.Generator().manual_seed(args.seed)
     eval_idx = torch.randperm(len(test_set), generator=g)[: args.eval_clips].tolist()
     eval_clips, eval_codes = stack([test_set[i] for i in eval_idx])

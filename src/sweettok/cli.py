@@ -298,9 +298,8 @@ def overfit(args: argparse.Namespace) -> int:
     "bench cache",
     help="read the test clips from the clip cache vs decode them from the videos; JSON of both throughputs",
     args=[
-        arg("--index", default="data/03_primary/clip_index.parquet", help="clip index (parquet)"),
+        arg("--cache", default="data/03_primary/clip_cache", help="clip cache directory (index.parquet + shards)"),
         arg("--manifest", default="data/02_intermediate/video_manifest.parquet", help="video manifest (parquet)"),
-        arg("--shard-dir", default=None, help="clip shards (default: patchify.shard_dir of --config)"),
         arg("--out", default="data/08_reporting/bench_cache.json", help="JSON output path"),
         arg("--repeats", type=int, default=3, help="timed passes over the split (the median is reported)"),
         *_conf_args(),
@@ -310,7 +309,7 @@ def bench_cache_cmd(args: argparse.Namespace) -> int:
     from sweettok.data.bench import bench_cache
 
     patchify = load_params(args.config, args.conf_dir)["patchify"]
-    report = bench_cache(args.index, args.manifest, args.shard_dir or patchify["shard_dir"], args.out,
+    report = bench_cache(Path(args.cache) / "index.parquet", args.manifest, args.cache, args.out,
                          frame_stride=patchify["frame_stride"], repeats=args.repeats)
     print(f"{report['clips']} test clips: cache {report['cache_clips_per_s']:.1f} clips/s, "
           f"decode {report['decode_clips_per_s']:.1f} clips/s, ratio {report['cache_over_decode_throughput']:.2f}x; "

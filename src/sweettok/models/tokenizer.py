@@ -120,14 +120,22 @@ def _build(config: Mapping[str, Any], prior: CodebookPrior | None, where: Path) 
     if kind not in KINDS:
         raise CheckpointError(f"{where}: model kind {kind!r} is not one of {KINDS}")
     if kind == "proxy_tokenizer":
-        return ProxyTokenizer(ProxyTokenizerConfig.from_dict(config))
+        try:
+            return ProxyTokenizer(ProxyTokenizerConfig.from_dict(config))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}/config.json: its model configuration does not fit this code ({exc})") \
+                from None
     if prior is None:
         raise CheckpointError(f"{where}: a {kind} model needs its language codebook, and the checkpoint has "
                               f"no {PRIOR_TENSORS}")
-    if kind == "sweettok":
-        return SweetTok(SweetTokConfig.from_dict(config), prior)
-    return VideoTokenizer(SweetTok(SweetTokConfig.from_dict(dict(config["sweettok"])), prior),
-                          ProxyTokenizer(ProxyTokenizerConfig.from_dict(dict(config["proxy"]))))
+    try:
+        if kind == "sweettok":
+            return SweetTok(SweetTokConfig.from_dict(config), prior)
+        return VideoTokenizer(SweetTok(SweetTokConfig.from_dict(dict(config["sweettok"])), prior),
+                              ProxyTokenizer(ProxyTokenizerConfig.from_dict(dict(config["proxy"]))))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}/config.json: its model configuration does not fit this code ({exc})") \
+            from None
 
 
 def save_model(model: nn.Module, directory: str | Path, provenance: Mapping[str, Any] | None = None) -> Path:
