@@ -23,6 +23,7 @@ from sweettok.data.codes import write_code_shards
 from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
 from sweettok.training.ema import EMA
 from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainResult, train
+from sweettok.training.rng import seed_everything
 from sweettok.training.schedule import OptimizerConfig, ScheduleConfig, build_adamw, build_scheduler
 from sweettok.typed_params import ParamError, from_mapping, nested_config
 
@@ -106,6 +107,7 @@ def train_proxy(clips: ClipDataset, cfg: ProxyTrainingConfig, provenance: Mappin
     """Train the proxy tokenizer on ``clips``; checkpoints go to ``cfg.run_dir``."""
     from sweettok.metrics import LPIPS
 
+    seed_everything(cfg.loop_config.seed)  # the initial weights follow the seed too
     model = ProxyTokenizer(cfg.model_config)
     optimizer = build_adamw(model, cfg.optimizer_config)
     scheduler = build_scheduler(optimizer, cfg.schedule_config)

@@ -27,6 +27,7 @@ from sweettok.models.tokenizer import VideoTokenizer
 from sweettok.training.ema import EMA
 from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainPart, TrainResult, train
 from sweettok.training.proxy_training import frame_subset
+from sweettok.training.rng import seed_everything
 from sweettok.training.schedule import OptimizerConfig, ScheduleConfig, build_adamw, build_scheduler
 from sweettok.typed_params import ParamError, from_mapping, nested_config
 
@@ -141,6 +142,7 @@ def train_phase2(model: VideoTokenizer, dataset, cfg: PhaseConfig,
     scheduler = build_scheduler(optimizer, cfg.schedule_config)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
     lpips = LPIPS() if cfg.lpips_weight > 0 else None
+    seed_everything(cfg.loop_config.seed)  # the discriminator's initial weights follow the seed
     disc = PatchDiscriminator3D(cfg.discriminator_config)
     disc_opt = build_adamw(disc, cfg.disc_optimizer_config)
     lecam = LeCamEMA()

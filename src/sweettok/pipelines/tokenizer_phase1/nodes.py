@@ -10,6 +10,7 @@ from sweettok.models.proxy import ProxyTokenizer
 from sweettok.models.sweettok import SweetTok
 from sweettok.pipelines.records import final_model, params_hash
 from sweettok.training.distributed import cleanup
+from sweettok.training.rng import seed_everything
 from sweettok.training.tokenizer_training import PhaseConfig, train_phase1
 
 
@@ -37,6 +38,7 @@ def train_tokenizer_phase1(clip_cache: ClipCache, proxy_codes: CodeTable, proxy_
                   "clip_cache_sha256": clip_cache.fingerprint(),
                   "language_codebook": getattr(language_codebook, "metadata", {}).get("parameters_sha256"),
                   "proxy_tokenizer": getattr(proxy_tokenizer, "provenance", {}).get("run_checkpoint")}
+    seed_everything(cfg.loop_config.seed)  # the initial weights follow the seed
     result = train_phase1(SweetTok(model_cfg, language_codebook), dataset, cfg, provenance=provenance)
     cleanup()
     return final_model("sweettok", result, cfg.run_dir, provenance, prior=language_codebook)
