@@ -142,13 +142,12 @@ class Tokens:
 
 
 def default_checkpoint(conf_dir: str | os.PathLike | None = None) -> Path:
-    """The project's trained tokenizer: the ``tokenizer`` entry of the Kedro catalog."""
-    from kedro.config import OmegaConfigLoader
-
-    from sweettok.cli import find_conf_root
+    """The project's trained tokenizer: the ``tokenizer`` entry of the Kedro catalog (read by the
+    project's configuration loader, so ``conf/local`` overrides apply as for ``kedro run``)."""
+    from sweettok.cli import config_loader, find_conf_root
 
     root = find_conf_root(conf_dir)
-    catalog = OmegaConfigLoader(str(root), base_env="base", default_run_env="local")["catalog"]
+    catalog = config_loader(None, root)["catalog"]
     return (root.parent / catalog["tokenizer"]["filepath"]).resolve()
 
 

@@ -140,13 +140,22 @@ def load_params(env: str = "base", conf_dir: str | os.PathLike | None = None) ->
     Raises:
         FileNotFoundError: if ``conf/`` or the environment is missing.
     """
+    return config_loader(env, conf_dir)["parameters"]
+
+
+def config_loader(env: str | None = None, conf_dir: str | os.PathLike | None = None):
+    """The project's configuration loader (``sweettok.settings``) over ``conf/``, run environment
+    ``env`` (``None``: Kedro's default, ``local``), as ``kedro run`` builds it.
+
+    Raises:
+        FileNotFoundError: if ``conf/`` or the environment is missing.
+    """
     from sweettok import settings
 
     root = find_conf_root(conf_dir)
-    if not (root / env).is_dir():
+    if env is not None and not (root / env).is_dir():
         raise FileNotFoundError(f"configuration environment {env!r} not found in {root}")
-    loader = settings.CONFIG_LOADER_CLASS(str(root), env=env, **settings.CONFIG_LOADER_ARGS)
-    return loader["parameters"]
+    return settings.CONFIG_LOADER_CLASS(str(root), env=env, **settings.CONFIG_LOADER_ARGS)
 
 
 def load_parameters(filename: str, env: str = "base", conf_dir: str | os.PathLike | None = None) -> dict:

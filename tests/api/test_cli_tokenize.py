@@ -161,3 +161,19 @@ def test_console_script_exit_code_and_stderr(media, tmp_path):
                            str(tmp_path)], capture_output=True, text=True, timeout=120)
     # the checkpoint is checked first here: tmp_path is a directory but not a checkpoint
     assert proc.returncode == 3 and proc.stderr.startswith("sweettok: error: ") and "config.json" in proc.stderr
+
+
+def test_checkpoint_defaults_to_the_catalogs_tokenizer(checkpoint, media, tmp_path, capsys, monkeypatch):
+    project = tmp_path / "project"
+    (project / "conf" / "base").mkdir(parents=True)
+    (project / "conf" / "local").mkdir()
+    (project / "conf" / "base" / "catalog.yml").write_text(
+        f"tokenizer:\n  type: sweettok.io.model_dataset.ModelDataset\n  filepath: {checkpoint}\n  kind: sweettok_pixel\n")
+    monkeypatch.chdir(project)
+    code, out, err = run(capsys, "encode", media["image"], "-o", tmp_path / "x.npz")
+    assert code == 0, err
+    (project / "conf" / "local" / "catalog.yml").write_text(
+        "tokenizer:\n  type: sweettok.io.model_dataset.ModelDataset\n  filepath: models/none\n  kind: sweettok_pixel\n")
+    code, _, err = run(capsys, "encode", media["image"], "-o", tmp_path / "x.npz")
+    # conf/local overrides the catalog as for `kedro run`; the path is resolved from the project root
+    assert code == 3 and f"{project / 'models' / 'none'}: no such checkpoint directory" in _one_line_error(err)
