@@ -47,7 +47,7 @@ import json
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,6 @@ class Tokens:
     layout_version: int = LAYOUT_VERSION
     source: str = "array"
     fps: float = 0.0
-    meta: dict = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write a ``.npz`` token file (plain arrays only)."""
