@@ -174,15 +174,15 @@ def _read_video(path: Path) -> tuple[Iterator[np.ndarray], float, int]:
     """Frames of a video as uint8 (H, W, 3), its fps and its declared frame count (0 if none)."""
     import av
 
-    from sweettok.data.video import _container_of, _mp4_boxes_complete
+    from sweettok.data.video import container_of, mp4_boxes_complete
 
     with open(path, "rb") as f:
         head = f.read(512)
-    kind = _container_of(head)
+    kind = container_of(head)
     if kind is None:
         raise InputError(f"{path}: not a video or image file (its first bytes match no known container)")
     if kind == "mp4":
-        ok, why = _mp4_boxes_complete(path, path.stat().st_size)
+        ok, why = mp4_boxes_complete(path, path.stat().st_size)
         if not ok:
             raise InputError(f"{path}: truncated or damaged MP4 ({why})")
     try:

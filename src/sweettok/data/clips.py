@@ -366,13 +366,6 @@ class ClipCache:
         """sha256 of the clip index (ids, shapes, shard offsets and clip checksums)."""
         return hashlib.sha256(pd.util.hash_pandas_object(self.index, index=False).values.tobytes()).hexdigest()
 
-    def write_to(self, directory: Path) -> None:
-        """Copy this cache into an empty ``directory``."""
-        import shutil
-
-        for name in [CACHE_INDEX_FILE, *sorted(self.index["shard"].unique())]:
-            shutil.copy2(self.root / name, Path(directory) / name)
-
 
 @dataclass
 class PendingClipCache:

@@ -81,7 +81,7 @@ class Probe:
     note: str = ""  # why the reader is not decord, when it is not
 
 
-def _container_of(head: bytes) -> str | None:
+def container_of(head: bytes) -> str | None:
     """The container a file's first bytes announce, or None."""
     if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"):
         return "mp4"
@@ -102,7 +102,7 @@ def _container_of(head: bytes) -> str | None:
     return None
 
 
-def _mp4_boxes_complete(path: Path, size: int) -> tuple[bool, str]:
+def mp4_boxes_complete(path: Path, size: int) -> tuple[bool, str]:
     """Walk the top-level MP4 boxes; a box that runs past the end of file means truncation."""
     seen = []
     with open(path, "rb") as f:
@@ -232,11 +232,11 @@ def probe_file(path: Path, min_frames: int = 1) -> Probe:
 
     with open(path, "rb") as f:
         head = f.read(512)
-    container = _container_of(head)
+    container = container_of(head)
     if container is None:
         raise ProbeError("not_a_video", f"no known container signature (starts with {head[:8].hex()})")
     if container == "mp4":
-        complete, why = _mp4_boxes_complete(path, size)
+        complete, why = mp4_boxes_complete(path, size)
         if not complete:
             raise ProbeError("truncated", why)
     try:

@@ -6,7 +6,7 @@ from sweettok.io.directory import DirectoryDataset
 
 
 class ClipCacheDataset(DirectoryDataset):
-    """The clip cache; loads a ``ClipCache``, saves a ``PendingClipCache`` or a ``ClipCache``."""
+    """The clip cache; loads a ``ClipCache``, saves a ``PendingClipCache``."""
 
     def load(self):
         from sweettok.data.clips import ClipCache

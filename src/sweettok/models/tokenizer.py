@@ -16,6 +16,7 @@ training step checkpoint (EMA weights when present), given the prior for SweetTo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sweettok.files import verify_manifest
 from sweettok.models.checkpoint import (EMA_FILE, MODEL_FILE, CheckpointError, load_module_weights,
                                         load_state_file, read_checkpoint_config, write_checkpoint)
 from sweettok.models.codebook_prior import CodebookPrior
@@ -154,8 +156,6 @@ def save_model(model: nn.Module, directory: str | Path, provenance: Mapping[str,
 def _read_prior(path: Path, meta: dict) -> CodebookPrior | None:
     if PRIOR_TENSORS not in meta.get("files", {}):
         return None
-    import json
-
     try:
         words = json.loads((path / PRIOR_WORDS).read_text(encoding="utf-8"))
         return CodebookPrior.from_state(load_state_file(path / PRIOR_TENSORS), words)
@@ -183,8 +183,6 @@ def load_model(directory: str | Path, kind: str | tuple[str, ...] | None = None,
         raise CheckpointError(f"{path}: no such checkpoint directory")
     meta = read_checkpoint_config(path)
     if verify:
-        from sweettok.files import verify_manifest
-
         problem = verify_manifest(path, meta.get("files", {}))
         if problem or MODEL_FILE not in meta.get("files", {}):
             raise CheckpointError(f"{path}: damaged checkpoint ({problem or 'no ' + MODEL_FILE})")

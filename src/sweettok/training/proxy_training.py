@@ -10,16 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from sweettok.data.clips import ClipDataset
-from sweettok.data.codes import write_code_shards
 from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
 from sweettok.training.ema import EMA
 from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainResult, train
@@ -163,9 +160,3 @@ def proxy_code_items(model: ProxyTokenizer, clips: ClipDataset, cfg: ProxyTraini
     perplexity = float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum()))
     log.info("proxy codes: %d clips, grid %s, %d of %d codes used, perplexity %.1f", n, tuple(grid),
              int((counts > 0).sum()), len(counts), perplexity)
-
-
-def write_proxy_codes(model: ProxyTokenizer, clips: ClipDataset, cfg: ProxyTrainingConfig, directory: str | Path,
-                      device: torch.device | str = "cpu") -> pd.DataFrame:
-    """Encode every clip with the proxy tokenizer, store the ids as shards in ``directory``; return the code index."""
-    return write_code_shards(proxy_code_items(model, clips, cfg, device), directory)
