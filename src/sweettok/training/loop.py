@@ -67,6 +67,7 @@ from sweettok.training.distributed import EpochSampler, barrier, init_distribute
 from sweettok.training.ema import EMA
 from sweettok.training.logs import CSVLogger, plot_loss_curves
 from sweettok.training.rng import capture_rng_state, restore_rng_state, seed_everything
+from sweettok.training.threads import governor_for
 from sweettok.typed_params import ParamError, from_mapping
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,10 @@ class LoopConfig:
         log_every: optimiser steps per CSV row (values are means over the window).
         num_workers: DataLoader worker processes.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        threads: CPU intra-op threads. ``auto``: start with torch's pool and follow the cores
+            other processes leave free (:mod:`sweettok.training.threads`; a shared machine
+            otherwise slows training many times over); a number: that many, fixed (bit-exact
+            reruns need a fixed count). The pool size is given back after training.
         shuffle: shuffle the data each epoch.
         progress: show a tqdm bar on rank 0.
         find_unused_parameters: passed to DDP (parts with parameters that get no gradient
@@ -117,6 +122,7 @@ class LoopConfig:
     log_every: int = 10
     num_workers: int = 0
     device: str = "auto"
+    threads: str | int = "auto"
     shuffle: bool = True
     progress: bool = True
     find_unused_parameters: bool = False
@@ -139,6 +145,9 @@ class LoopConfig:
             if not isinstance(self.grad_clip_norm, (int, float)) or self.grad_clip_norm <= 0:
                 raise ParamError("grad_clip_norm", f"must be > 0 or null, got {self.grad_clip_norm!r}",
                                  owner="LoopConfig")
+        if self.threads != "auto" and (not isinstance(self.threads, int) or isinstance(self.threads, bool)
+                                       or self.threads < 1):
+            raise ParamError("threads", f"must be 'auto' or an integer >= 1, got {self.threads!r}", owner="LoopConfig")
         if self.precision not in _PRECISIONS:
             raise ParamError("precision", f"must be one of {_PRECISIONS}, got {self.precision!r}", owner="LoopConfig")
         if not isinstance(self.resume, (str, Path)):
@@ -428,7 +437,11 @@ def train(
         mininterval=1.0,
     )
     epoch = start_step * cfg.grad_accum_steps // per_epoch
+    threads_before = torch.get_num_threads()
+    governor = governor_for(cfg.threads, device)
     for step in range(start_step, cfg.total_steps):
+        if governor is not None:
+            governor.tick()
         for part in parts.values():
             if part.optimizer is not None:
                 part.optimizer.zero_grad(set_to_none=True)
@@ -497,6 +510,8 @@ def train(
             ema.update(raw["model"])
 
         values = {k: float(v) for k, v in sums.items()}
+        if device.type == "cpu":
+            values["time/threads"] = float(torch.get_num_threads())
         for name, part in parts.items():
             if part.optimizer is not None:
                 values[f"lr/{name}"] = float(part.optimizer.param_groups[0]["lr"])
@@ -522,6 +537,7 @@ def train(
         if done % cfg.checkpoint_every == 0 or done == cfg.total_steps:
             last_ckpt = save(done) or last_ckpt
     bar.close()
+    torch.set_num_threads(threads_before)
 
     plot_path = None
     if main and logger is not None:
