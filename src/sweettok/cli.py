@@ -275,6 +275,35 @@ def bench_model(args: argparse.Namespace) -> int:
 
 
 @command(
+    "bench threads",
+    help="training steps/s of the base profile alone and beside one busy process, per thread policy -> JSON",
+    args=[
+        arg("--out", default="data/08_reporting/bench_threads.json", help="JSON output path"),
+        arg("--stages", nargs="+", default=["proxy", "phase1", "phase2"], choices=["proxy", "phase1", "phase2"]),
+        arg("--policies", nargs="+", default=["auto", "fixed"], choices=["auto", "fixed"],
+            help="auto: loop.threads auto (the default); fixed: all of torch's threads throughout"),
+        arg("--steps", type=int, default=0, help="optimiser steps per measurement (0: 100 proxy, 40 phase 1/2)"),
+        *_conf_args(),
+    ],
+)
+def bench_threads(args: argparse.Namespace) -> int:
+    from sweettok.training.bench_threads import STAGES, run_thread_benchmark
+
+    steps = {s: args.steps for s in STAGES} if args.steps > 0 else None
+    report = run_thread_benchmark(args.stages, args.policies, profile=args.config, steps=steps,
+                                  conf_dir=args.conf_dir)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{'stage':8s}{'policy':8s}{'alone':>12s}{'busy':>12s}{'alone/busy':>12s}   (steps/s, {report['cores']} cores)")
+    for r in report["rows"]:
+        print(f"{r['stage']:8s}{r['policy']:8s}{r['alone_steps_per_s']:12.2f}{r['busy_steps_per_s']:12.2f}"
+              f"{r['alone_over_busy']:11.2f}x")
+    print(f"wrote {out}")
+    return 0
+
+
+@command(
     "overfit",
     help="train a small model on one clip to a fixed grid of random proxy ids; CSV + PNG of the loss",
     args=[
