@@ -7,7 +7,8 @@ ever see in-range pixels.
 
 Clips are ``(B, C, T, H, W)``, images ``(B, C, H, W)``. Both metrics are computed per
 frame and averaged over frames, giving one value per sample, shape ``(B,)``; callers
-average over the dataset. SSIM follows ``skimage.metrics.structural_similarity`` with
+average over the dataset. :func:`clip_psnr` is PSNR of the whole clip's MSE instead (the
+per-frame mean lets one exactly copied frame, floored at ``PSNR_MAX_DB``, dominate). SSIM follows ``skimage.metrics.structural_similarity`` with
 ``data_range=1.0, channel_axis=<C>`` (per channel, then averaged) so that numbers are
 comparable with published tables that use scikit-image. SSIM is computed on the pixels
 shifted to ``[0, 1]`` (its luminance term depends on absolute intensity).
@@ -62,10 +63,42 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B,)`` float32 PSNR in dB (at most ``PSNR_MAX_DB``).
     """
+    return psnr_of_mse(frame_mse(x, y)).mean(dim=1)
+
+
+@torch.no_grad()
+def frame_mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of each frame over its pixels and channels (inputs clamped first).
+
+    Args:
+        x, y: clips ``(B, C, T, H, W)`` or images ``(B, C, H, W)`` in ``[-0.5, 0.5]``.
+
+    Returns:
+        ``(B, T)`` float32 (``T = 1`` for images).
+    """
     fx, fy = _check_pair(x, y)
-    mse = (fx - fy).pow(2).mean(dim=(2, 3, 4))  # (B, T)
-    per_frame = 10.0 * torch.log10(DATA_RANGE**2 / mse.clamp_min(10 ** (-PSNR_MAX_DB / 10)))
-    return per_frame.mean(dim=1)
+    return (fx - fy).pow(2).mean(dim=(2, 3, 4))
+
+
+def psnr_of_mse(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of mean squared errors on ``[-0.5, 0.5]`` pixels, elementwise, floored like :func:`psnr`."""
+    return 10.0 * torch.log10(DATA_RANGE**2 / mse.clamp_min(10 ** (-PSNR_MAX_DB / 10)))
+
+
+@torch.no_grad()
+def clip_psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of the whole clip: one MSE over all frames, pixels and channels, then its PSNR.
+
+    Unlike :func:`psnr` (the mean of per-frame PSNRs) one exact frame cannot dominate: a
+    frame with MSE 0 counts as an MSE of 0 in the clip's mean, not as ``PSNR_MAX_DB``.
+
+    Args:
+        x, y: clips ``(B, C, T, H, W)`` or images ``(B, C, H, W)`` in ``[-0.5, 0.5]``.
+
+    Returns:
+        ``(B,)`` float32 PSNR in dB (at most ``PSNR_MAX_DB``).
+    """
+    return psnr_of_mse(frame_mse(x, y).mean(dim=1))
 
 
 def _gaussian_window(sigma: float, truncate: float) -> torch.Tensor:
