@@ -134,34 +134,52 @@ ProxyCodeIndexSchema = DataFrameSchema(
     name="proxy_code_index",
 )
 
-# mean reconstruction scores of one method on the test clips
+# mean reconstruction scores of one method on one frame range of the test clips
 _QUALITY_COLUMNS = {
+    # "1-<T-1>" (frame 0 left out) or "all"
+    "frames": Column(str, Check.str_matches(r"^(all|1|1-[0-9]+)$")),
+    # PSNR of each clip's MSE over the frames (dB), averaged over clips
     "psnr": Column(float, Check.in_range(0.0, 100.0)),
+    # mean of per-frame PSNRs, each floored at 100 dB (the older convention)
+    "psnr_frame_mean": Column(float, Check.in_range(0.0, 100.0)),
     "ssim": Column(float, Check.in_range(-1.0, 1.0)),
     "lpips": Column(float, Check.ge(0.0)),
+    # clips for which a codec baseline could not meet its budget and sent a flat colour; empty for other methods
+    "flat_fallback_clips": Column(pd.Int64Dtype(), Check.ge(0), nullable=True),
 }
+
+_RANGE_CHECKS = [
+    Check(lambda df: df.groupby("method")["frames"].transform("nunique").eq(df["frames"].nunique()).all(),
+          error="every method is scored on the same frame ranges"),
+]
 
 ReconstructionMetricsSchema = DataFrameSchema(
     {
-        "method": Column(str, _nonempty, unique=True),
-        # latent tokens per clip; empty for the trivial baselines, which are not tokenizers
+        "method": Column(str, _nonempty),
+        # latent tokens per clip; empty for the baselines, which are not tokenizers
         "tokens": Column(pd.Int64Dtype(), Check.ge(1), nullable=True),
-        **_QUALITY_COLUMNS,
-    },
-    strict=True,
-    coerce=True,
-    name="reconstruction_metrics",
-)
-
-ReconstructionBudgetSchema = DataFrameSchema(
-    {
-        "method": Column(str, _nonempty, unique=True),
-        # information per clip: an upper bound for a tokenizer's ids, exact for a thumbnail
+        # bits per clip: a tokenizer's id information (an upper bound), a baseline's stored size
+        # (the mean over clips of what a codec actually sent)
         "bits": Column(float, Check.gt(0.0)),
         **_QUALITY_COLUMNS,
     },
     strict=True,
     coerce=True,
+    unique=["method", "frames"],
+    checks=_RANGE_CHECKS,
+    name="reconstruction_metrics",
+)
+
+ReconstructionBudgetSchema = DataFrameSchema(
+    {
+        "method": Column(str, _nonempty),
+        "bits": Column(float, Check.gt(0.0)),
+        **_QUALITY_COLUMNS,
+    },
+    strict=True,
+    coerce=True,
+    unique=["method", "frames"],
+    checks=_RANGE_CHECKS,
     name="reconstruction_budget",
 )
 

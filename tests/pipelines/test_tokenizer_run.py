@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 import yaml
 
+from sweettok.metrics.reconstruction import thumbnail_name, thumbnail_size_for_bits
 from sweettok.schemas import ProxyCodeIndexSchema, ReconstructionBudgetSchema, ReconstructionMetricsSchema
 from sweettok.models.tokenizer import load_model
 from sweettok.training.checkpoint import is_complete, load_state_file, read_checkpoint_config
@@ -81,16 +82,30 @@ def test_tokenizer_pipeline_end_to_end(kedro_project):
     assert (pd.read_csv(p / "data/06_models/runs/tokenizer_phase1/train_log.csv")["diversity"] < 0).all()
 
     metrics = ReconstructionMetricsSchema.validate(pd.read_csv(p / "data/08_reporting/reconstruction_metrics.csv"))
-    assert list(metrics["method"]) == ["SweetTok", "proxy tokenizer", "every frame = first frame",
-                                       "every frame = mean frame"]
+    # frames 1..8 (frame 0 left out) first, then all frames; each tokenizer's bits buy the largest 8-bit
+    # thumbnail that fits and a WebP frame 0
+    budget_of = dict(zip(metrics["method"], metrics["bits"]))
+    equal = [name for label in ("SweetTok", "proxy tokenizer") for name in (
+        thumbnail_name(thumbnail_size_for_bits(budget_of[label], 3), 3, label),
+        f"WebP frame 0 @ <={int(budget_of[label])} bits (= {label})")]
+    methods = ["SweetTok", "proxy tokenizer", "every frame = first frame", "every frame = mean frame", *equal]
+    assert list(metrics["method"]) == methods * 2 and list(metrics["frames"]) == ["1-8"] * 8 + ["all"] * 8
     tokens = dict(zip(metrics["method"], metrics["tokens"]))
     assert tokens["SweetTok"] == 4 + 16 and tokens["proxy tokenizer"] == 3 * 4 * 4
-    assert metrics["tokens"].isna().sum() == 2
+    assert metrics["tokens"].isna().sum() == 2 * 6
+    # a codec row never spends more than its tokenizer (a flat colour, 24 bits, where even WebP's smallest file
+    # does not fit)
+    bits = metrics.set_index(["frames", "method"])["bits"]
+    assert bits["all", equal[1]] <= bits["all", "SweetTok"] and bits["all", equal[3]] <= 288
+    assert metrics["flat_fallback_clips"].notna().sum() == 4
+    first = metrics.set_index(["frames", "method"]).loc[("all", "every frame = first frame")]
+    assert first["psnr"] < first["psnr_frame_mean"]  # the exact frame 0 weighs less in the whole-clip PSNR
     assert (p / "data/08_reporting/reconstruction_examples.png").stat().st_size > 10_000
 
     # bits per clip: SweetTok's from its word books (4 spatial + 16 temporal tokens; unordered top-2
     # modifiers + one head word), the proxy's 48 codes of 6 bits, thumbnails of 8-bit RGB
     budget = ReconstructionBudgetSchema.validate(pd.read_csv(p / "data/08_reporting/reconstruction_budget.csv"))
+    budget = budget[budget["frames"] == "1-8"]
     bits = dict(zip(budget["method"], budget["bits"]))
     pos = json.loads((p / "data/04_feature/language_codebook/metadata.json").read_text())["counts"]
     n = {**pos["spatial"]["by_pos"], **pos["temporal"]["by_pos"]}
@@ -98,11 +113,11 @@ def test_tokenizer_pipeline_end_to_end(kedro_project):
                 + 16 * (math.log2(math.comb(n["ADV"], 2)) + math.log2(n["VERB"])))
     assert math.isclose(bits["SweetTok"], expected, rel_tol=1e-9)
     assert bits["proxy tokenizer"] == 48 * 6
-    assert bits["first frame at 4x4"] == 4 * 4 * 3 * 8 and bits["every frame = first frame"] == 32 * 32 * 3 * 8
+    assert bits["thumbnail 4x4 @ 384 bits"] == 4 * 4 * 3 * 8 and bits["every frame = first frame"] == 32 * 32 * 3 * 8
     assert list(budget["bits"]) == sorted(budget["bits"])
     scores = budget.set_index("method")
     # the full-size thumbnail is the first frame itself; a finer thumbnail scores higher
-    assert math.isclose(scores.loc["first frame at 32x32", "psnr"], metrics.set_index("method").loc[
-        "every frame = first frame", "psnr"], abs_tol=1e-4)
-    assert scores.loc["first frame at 32x32", "psnr"] > scores.loc["first frame at 4x4", "psnr"] + 1
+    assert math.isclose(scores.loc["thumbnail 32x32 @ 24576 bits", "psnr"], metrics.set_index(["frames", "method"])
+                        .loc[("1-8", "every frame = first frame"), "psnr"], abs_tol=1e-4)
+    assert scores.loc["thumbnail 32x32 @ 24576 bits", "psnr"] > scores.loc["thumbnail 4x4 @ 384 bits", "psnr"] + 1
     assert (p / "data/08_reporting/reconstruction_budget.png").stat().st_size > 10_000

@@ -1,8 +1,12 @@
-"""Node of the `reconstruction` pipeline: score SweetTok against the proxy tokenizer and trivial baselines.
+"""Node of the `reconstruction` pipeline: score SweetTok against the proxy tokenizer and baselines.
 
-Besides the four-row ``reconstruction_metrics`` table it writes ``reconstruction_budget``:
-each tokenizer's information budget in bits per clip next to first-frame thumbnails of a
-known number of bits, scored the same way, and a plot of quality against bits.
+``reconstruction_metrics`` (long format, one row per method and frame range: frames
+``1..T-1`` and all frames) holds SweetTok, the proxy tokenizer, the two trivial baselines
+and, for each tokenizer, two first-frame baselines that spend at most the tokenizer's bits
+per clip: the largest 8-bit thumbnail and frame 0 through WebP (:func:`equal_bits_baselines`).
+``reconstruction_budget`` puts quality against bits per clip for thumbnails of several
+sizes, the tokenizers and the codec rows, with a plot. All methods are scored in one pass
+over the test clips (:func:`sweettok.metrics.reconstruction.score_reconstructions`).
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import pandas as pd
 import torch
 
 from sweettok.data.clips import ClipCache, ClipDataset
-from sweettok.metrics.reconstruction import (FirstFrameThumbnail, first_frame_baseline, mean_frame_baseline,
-                                             score_reconstructions)
+from sweettok.metrics.reconstruction import (FirstFrameCodec, FirstFrameThumbnail, equal_bits_baselines,
+                                             first_frame_baseline, frame_ranges, mean_frame_baseline,
+                                             score_reconstructions, thumbnail_name)
 from sweettok.models.proxy import ProxyTokenizer
 from sweettok.models.sweettok import SweetTok
 from sweettok.models.tokenizer import VideoTokenizer
@@ -28,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FIRST_FRAME = "every frame = first frame"
 MEAN_FRAME = "every frame = mean frame"
+TOKENIZERS = ("SweetTok", "proxy tokenizer")
 
 
 def sweettok_bits(model: SweetTok, frames: int) -> float:
@@ -44,55 +50,93 @@ def sweettok_bits(model: SweetTok, frames: int) -> float:
     return cfg.spatial_queries * spatial + n_temporal * temporal
 
 
-def _methods(sweettok: VideoTokenizer, proxy: ProxyTokenizer, frames: int, res: int, thumbnail_sizes: list[int]):
-    """The four scored methods, the thumbnails, tokens per clip and bits per clip by name."""
-    methods = {"SweetTok": sweettok, "proxy tokenizer": lambda x: proxy(x).reconstruction,
-               FIRST_FRAME: first_frame_baseline, MEAN_FRAME: mean_frame_baseline}
-    tokens = {"SweetTok": sweettok.cfg.num_latent_tokens(frames),
-              "proxy tokenizer": proxy.num_tokens(frames, res, res), FIRST_FRAME: None, MEAN_FRAME: None}
+def proxy_bits(proxy: ProxyTokenizer, frames: int, height: int, width: int) -> float:
+    """Bits per clip of the proxy tokenizer's ids: ``tokens * log2(codebook size)``."""
+    return proxy.num_tokens(frames, height, width) * math.log2(proxy.cfg.codebook_size)
+
+
+def tokenizer_methods(sweettok: VideoTokenizer, proxy: ProxyTokenizer, frames: int, res: int):
+    """SweetTok and the proxy tokenizer as reconstructors, with their tokens and bits per clip by name."""
+    methods = {"SweetTok": sweettok, "proxy tokenizer": lambda x: proxy(x).reconstruction}
+    tokens = {"SweetTok": sweettok.cfg.num_latent_tokens(frames), "proxy tokenizer": proxy.num_tokens(frames, res, res)}
+    bits = {"SweetTok": sweettok_bits(sweettok.sweettok, frames), "proxy tokenizer": proxy_bits(proxy, frames, res, res)}
+    return methods, tokens, bits
+
+
+def _methods(sweettok: VideoTokenizer, proxy: ProxyTokenizer, frames: int, res: int, params: dict):
+    """Main methods (tokenizers, trivial baselines, equal-bits rows), budget-only thumbnails, tokens, bits."""
     channels = sweettok.cfg.in_channels
-    thumbs = {f"first frame at {s}x{s}": FirstFrameThumbnail(s) for s in thumbnail_sizes}
-    bits = {"SweetTok": sweettok_bits(sweettok.sweettok, frames),
-            "proxy tokenizer": tokens["proxy tokenizer"] * math.log2(proxy.cfg.codebook_size),
-            FIRST_FRAME: float(res * res * channels * 8),
-            **{name: float(thumb.bits(channels)) for name, thumb in thumbs.items()}}
+    methods, tokens, bits = tokenizer_methods(sweettok, proxy, frames, res)
+    methods.update({FIRST_FRAME: first_frame_baseline, MEAN_FRAME: mean_frame_baseline})
+    # each is one stored 8-bit frame
+    bits.update({FIRST_FRAME: float(res * res * channels * 8), MEAN_FRAME: float(res * res * channels * 8)})
+    codec = params.get("codec", "auto")
+    for label in TOKENIZERS:
+        methods.update(equal_bits_baselines(bits[label], label, channels, max_side=res,
+                                            codec=None if codec == "auto" else codec,
+                                            scales=params.get("codec_scales", [1, 2, 4])))
+    thumbs = {thumbnail_name(s, channels): FirstFrameThumbnail(s) for s in params.get("thumbnail_sizes", [])}
     return methods, thumbs, tokens, bits
 
 
 def evaluate_reconstruction(clip_cache: ClipCache, tokenizer: VideoTokenizer, proxy_tokenizer: ProxyTokenizer,
                             params: dict) -> tuple[pd.DataFrame, plt.Figure, pd.DataFrame, plt.Figure]:
-    """PSNR / SSIM / LPIPS on the test clips for SweetTok, the proxy tokenizer and two trivial baselines,
-    a figure of a few reconstructions, and the bits-per-clip table with its plot."""
+    """Scores on the test clips (frames 1..T-1 and all frames) for SweetTok, the proxy tokenizer, two
+    trivial baselines and the equal-bits baselines; a figure of a few reconstructions; the
+    bits-per-clip table with its plot."""
     clips = clip_cache.dataset("test")
     methods, thumbs, tokens, bits = _methods(tokenizer, proxy_tokenizer, clip_cache.frames, clip_cache.resolution,
-                                             params.get("thumbnail_sizes", []))
-    scores = score_reconstructions({**methods, **thumbs}, clips, tokens, batch_size=params.get("batch_size", 8))
+                                             params)
+    scores = score_reconstructions({**methods, **thumbs}, clips, tokens, bits, batch_size=params.get("batch_size", 8))
     table = scores[scores["method"].isin(list(methods))].reset_index(drop=True)
-    for row in table.itertuples(index=False):
-        log.info("reconstruction %-26s tokens %5s  PSNR %6.2f  SSIM %.4f  LPIPS %.4f", row.method,
-                 "-" if pd.isna(row.tokens) else int(row.tokens), row.psnr, row.ssim, row.lpips)
-    budget = scores[scores["method"].isin(list(bits))].drop(columns="tokens")
-    budget.insert(1, "bits", budget["method"].map(bits))
-    budget = budget.sort_values("bits", kind="stable").reset_index(drop=True)
-    return (table, reconstruction_figure(methods, clips, params.get("figure_clips", 3)), budget,
-            budget_figure(budget, scores.set_index("method").loc[MEAN_FRAME]))
+    log_table(table)
+    for name, method in methods.items():
+        if isinstance(method, FirstFrameCodec):
+            used = ", ".join(f"{'flat colour' if s == 0 else f'1/{s} side q{q}'}: {k}"
+                             for (s, q), k in sorted(method.choices.items(), key=lambda kv: -kv[1])[:6])
+            log.info("%s: most common choices (of %d clips): %s", name, sum(method.choices.values()), used)
+    budget_methods = [m for m in scores["method"].unique() if m not in {MEAN_FRAME}]
+    budget = scores[scores["method"].isin(budget_methods)].drop(columns="tokens")
+    order = {r: i for i, r in enumerate(frame_ranges(clip_cache.frames))}
+    budget = (budget.assign(_r=budget["frames"].map(order)).sort_values(["_r", "bits"], kind="stable")
+              .drop(columns="_r").reset_index(drop=True))
+    main_range = next(iter(order))
+    return (table, reconstruction_figure({k: methods[k] for k in (*TOKENIZERS, FIRST_FRAME, MEAN_FRAME)}, clips,
+                                         params.get("figure_clips", 3)),
+            budget, budget_figure(budget[budget["frames"] == main_range],
+                                  scores[(scores["method"] == MEAN_FRAME) & (scores["frames"] == main_range)].iloc[0],
+                                  main_range))
 
 
-def budget_figure(budget: pd.DataFrame, mean_frame: pd.Series) -> plt.Figure:
-    """PSNR and LPIPS against bits per clip: thumbnails as a line, tokenizers and the full first frame as points."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    thumbs = budget[budget["method"].str.startswith("first frame at ")]
+def log_table(table: pd.DataFrame) -> None:
+    """One log line per method and frame range, grouped by range."""
+    for frames, rows in table.groupby("frames", sort=False):
+        log.info("reconstruction on frames %s of the test clips:", frames)
+        log.info("  %-42s %6s %8s %7s %9s %7s %7s", "method", "tokens", "bits", "PSNR", "PSNR f.m.", "SSIM", "LPIPS")
+        for row in rows.itertuples(index=False):
+            log.info("  %-42s %6s %8.0f %7.2f %9.2f %7.4f %7.4f%s", row.method,
+                     "-" if pd.isna(row.tokens) else int(row.tokens), row.bits, row.psnr, row.psnr_frame_mean,
+                     row.ssim, row.lpips,
+                     "" if pd.isna(row.flat_fallback_clips) else f"  ({int(row.flat_fallback_clips)} clips flat colour)")
+
+
+def budget_figure(budget: pd.DataFrame, mean_frame: pd.Series, frames: str) -> plt.Figure:
+    """PSNR and LPIPS (on ``frames``) against bits per clip: thumbnails as a line, the rest as points."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    thumbs = budget[budget["method"].str.startswith("thumbnail ")].sort_values("bits")
+    others = budget[~budget["method"].isin(thumbs["method"])]
     for ax, metric in zip(axes, ("psnr", "lpips")):
-        ax.plot(thumbs["bits"], thumbs[metric], "o-", color="grey", label="first frame thumbnail, repeated")
-        for row in budget[~budget["method"].isin(thumbs["method"])].itertuples(index=False):
-            ax.plot(row.bits, getattr(row, metric), "s", label=row.method)
+        ax.plot(thumbs["bits"], thumbs[metric], "o-", color="grey", label="first-frame thumbnail, repeated")
+        for row in others.itertuples(index=False):
+            marker = "^" if " frame 0 @ " in row.method else "s"  # codec rows: triangles; tokenizers: squares
+            ax.plot(row.bits, getattr(row, metric), marker, label=row.method)
         ax.axhline(mean_frame[metric], color="black", linestyle=":", linewidth=1, label=MEAN_FRAME)
         ax.set_xscale("log")
         ax.set_xlabel("bits per clip")
-        ax.set_ylabel(metric.upper() + (" (dB)" if metric == "psnr" else ""))
+        ax.set_ylabel(("PSNR (dB, whole-clip MSE)" if metric == "psnr" else "LPIPS") + f", frames {frames}")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle("What a clip's bits buy on the test clips", fontsize=9)
+    axes[0].legend(fontsize=6)
+    fig.suptitle(f"What a clip's bits buy on the test clips (frames {frames})", fontsize=9)
     fig.tight_layout()
     return fig
 
