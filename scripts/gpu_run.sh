@@ -109,14 +109,17 @@ report["training"] = training
 metrics_path = Path("data/08_reporting/reconstruction_metrics.csv")
 if metrics_path.is_file():
     with metrics_path.open() as f:
-        rows = [{"method": r["method"], "tokens": int(r["tokens"]) if r["tokens"] else None,
-                 **{k: float(r[k]) for k in ("psnr", "ssim", "lpips")}} for r in csv.DictReader(f)]
+        rows = [{"method": r["method"], "frames": r["frames"], "tokens": int(r["tokens"]) if r["tokens"] else None,
+                 **{k: float(r[k]) for k in ("bits", "psnr", "psnr_frame_mean", "ssim", "lpips")}}
+                for r in csv.DictReader(f)]
     report["reconstruction_metrics"] = rows
-    print("\nReconstruction on the test clips (data/08_reporting/reconstruction_metrics.csv):\n")
-    print(f"| {'method':<26} | tokens |   PSNR |  SSIM  | LPIPS  |")
-    print(f"|{'-' * 28}|-------:|-------:|-------:|-------:|")
+    print("\nReconstruction on the test clips (data/08_reporting/reconstruction_metrics.csv; PSNR of the")
+    print("whole-clip MSE, f.m. = mean of per-frame PSNRs):\n")
+    print(f"| {'method':<48} | frames | tokens |   bits |   PSNR |   f.m. |  SSIM  | LPIPS  |")
+    print(f"|{'-' * 50}|--------|-------:|-------:|-------:|-------:|-------:|-------:|")
     for r in rows:
-        print(f"| {r['method']:<26} | {r['tokens'] or '-':>6} | {r['psnr']:6.2f} | {r['ssim']:.4f} | {r['lpips']:.4f} |")
+        print(f"| {r['method']:<48} | {r['frames']:<6} | {r['tokens'] or '-':>6} | {r['bits']:6.0f} | {r['psnr']:6.2f} "
+              f"| {r['psnr_frame_mean']:6.2f} | {r['ssim']:.4f} | {r['lpips']:.4f} |")
 else:
     print("\n(no data/08_reporting/reconstruction_metrics.csv yet)")
 
