@@ -50,3 +50,55 @@ def test_anchoring_makes_spatial_tokens_depend_on_the_frame_at_initialisation(on
         across_tokens = (zs - zs.mean(1, keepdim=True)).norm(dim=-1).mean()
         ratios[anchor] = float(across_frames / across_tokens)
     assert ratios[False] < 0.3 and ratios[True] > 0.7, ratios
+
+
+def _temporal_latents(cfg: SweetTokConfig, first_difference: str, clips: torch.Tensor) -> torch.Tensor:
+    torch.manual_seed(0)
+    cfg = cfg.replace(first_difference=first_difference)
+    embed, encoder = PatchEmbed(cfg), DecoupledQueryEncoder(cfg)
+    still = embed.still_tube(clips) if first_difference == "still_tube" else None
+    with torch.no_grad():
+        _, zt = encoder(embed(clips), still)
+    return zt
+
+
+def test_first_difference_of_a_still_clip_is_zero_motion(one_thread, tiny_model_cfg):
+    # Two different still clips (every frame = frame 0): with the still-tube reference every
+    # temporal difference is exactly zero, so their temporal latents are the same; with the
+    # frame-0 patch features as reference the first difference mixes two embedders and carries
+    # the clips' appearance into the temporal tokens.
+    frames = torch.rand(2, 3, 1, 32, 32, generator=torch.Generator().manual_seed(4)) - 0.5
+    clips = frames.expand(-1, -1, 5, -1, -1).contiguous()
+    still = _temporal_latents(tiny_model_cfg, "still_tube", clips)
+    mixed = _temporal_latents(tiny_model_cfg, "mixed", clips)
+    assert (still[0] - still[1]).abs().max() < 1e-5
+    assert (mixed[0] - mixed[1]).norm(dim=-1).mean() > 0.1
+
+
+def test_still_tube_reference_sees_motion_in_the_first_tube(one_thread, tiny_model_cfg):
+    # Moving only frames 1-4 (the first tube) of still clips gives motion in the first difference.
+    gen = torch.Generator().manual_seed(5)
+    clips = (torch.rand(2, 3, 1, 32, 32, generator=gen) - 0.5).expand(-1, -1, 5, -1, -1).contiguous()
+    moved = clips.clone()
+    moved[:, :, 1:] = torch.roll(moved[:, :, 1:], shifts=4, dims=-1)
+    base = _temporal_latents(tiny_model_cfg, "still_tube", clips)
+    shifted = _temporal_latents(tiny_model_cfg, "still_tube", moved)
+    assert (base - shifted).norm(dim=-1).mean() > 0.1
+
+
+def test_temporal_anchor_lets_the_temporal_trunk_see_the_first_frame(one_thread, tiny_model_cfg):
+    # Two still clips: without the anchor their temporal latents are equal (zero motion, nothing
+    # else); with it the trunk reads frame 0 as step 0 and the latents differ by appearance.
+    frames = torch.rand(2, 3, 1, 32, 32, generator=torch.Generator().manual_seed(4)) - 0.5
+    clips = frames.expand(-1, -1, 5, -1, -1).contiguous()
+    torch.manual_seed(0)
+    cfg = tiny_model_cfg.replace(first_difference="still_tube", temporal_anchor=True)
+    embed, encoder = PatchEmbed(cfg), DecoupledQueryEncoder(cfg)
+    with torch.no_grad():
+        _, zt = encoder(embed(clips), embed.still_tube(clips))
+    assert (zt[0] - zt[1]).norm(dim=-1).mean() > 0.1
+
+
+def test_temporal_anchor_needs_the_still_tube_reference(tiny_model_cfg):
+    with pytest.raises(ValueError, match="temporal_anchor"):
+        tiny_model_cfg.replace(first_difference="mixed", temporal_anchor=True)

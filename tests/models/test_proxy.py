@@ -97,7 +97,7 @@ def test_overfits_a_few_clips():
 
 def test_dead_codes_are_restarted_from_encoder_outputs():
     torch.manual_seed(0)
-    model = ProxyTokenizer(tiny(restart_every=3, codebook_size=64))
+    model = ProxyTokenizer(tiny(restart_every=3, codebook_size=64, codebook_init="random"))
     # Push half the codebook far from anything the encoder emits: those codes are dead.
     with torch.no_grad():
         model.codebook[32:] = -model.codebook[:32].abs().mean(0, keepdim=True)
@@ -128,3 +128,48 @@ def test_eval_mode_does_not_touch_statistics():
     model = ProxyTokenizer(tiny()).eval()
     model(torch.rand(1, 3, 5, 16, 16) - 0.5)
     assert int(model.forwards_since_check) == 0 and model.code_usage.sum() == 0
+
+
+def test_spherical_kmeans_finds_separated_clusters():
+    # 6 well separated directions in 8-d, 50 noisy unit points each: every true direction gets a
+    # centre within 0.05 (cosine), and the centres are unit vectors.
+    from sweettok.models.proxy import spherical_kmeans
+
+    g = torch.Generator().manual_seed(0)
+    truth = F.normalize(torch.randn(6, 8, generator=g), dim=1)
+    points = F.normalize(truth.repeat_interleave(50, 0) + 0.05 * torch.randn(300, 8, generator=g), dim=1)
+    centres = spherical_kmeans(points, 6, iters=10, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(centres.norm(dim=1), torch.ones(6), atol=1e-5)
+    best = (truth @ centres.t()).max(dim=1).values
+    assert (best > 0.95).all(), best
+
+
+def test_spherical_kmeans_with_fewer_distinct_points_than_centres_gives_distinct_centres():
+    from sweettok.models.proxy import spherical_kmeans
+
+    points = F.normalize(torch.eye(8)[:3], dim=1).repeat(10, 1)  # 3 distinct points, 16 centres
+    centres = spherical_kmeans(points, 16, iters=3, generator=torch.Generator().manual_seed(0), noise=0.01)
+    gram = centres @ centres.t() - 2 * torch.eye(16)
+    assert gram.max() < 1 - 1e-6  # no two centres coincide
+
+
+def test_kmeans_seeding_uses_the_codebook_from_the_first_training_batch():
+    # Random unit codes leave most of the codebook unreachable at the start; seeded from the first
+    # batch, the codes land among the encoder's outputs: that batch uses far more of them.
+    torch.manual_seed(0)
+    clips = smooth_clips(8, 5, 32, seed=2)  # 8 x 2 x 8 x 8 = 1024 encoder outputs, 256 codes
+    used = {}
+    for init in ("random", "kmeans"):
+        torch.manual_seed(0)
+        model = ProxyTokenizer(tiny(codebook_init=init, restart_every=0, codebook_size=256)).train()
+        out = model(clips)
+        used[init] = int(out.ids.unique().numel())
+        assert int(model.codebook_seeded) == 1
+    assert used["kmeans"] >= 0.95 * 256 and used["random"] < 0.6 * 256, used
+    # a resumed model (codebook_seeded saved as 1) is not seeded again
+    state = model.state_dict()
+    again = ProxyTokenizer(tiny(codebook_init="kmeans", restart_every=0, codebook_size=256)).train()
+    again.load_state_dict(state)
+    before = again.codebook.detach().clone()
+    again(clips)
+    assert torch.equal(again.codebook.detach(), before)

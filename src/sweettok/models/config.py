@@ -72,6 +72,16 @@ class SweetTokConfig(FieldChecks):
             paper's arrangement, 32 for 256 px / p=8). Each cell's queries cross-attend to the
             delta-v trunk at the ``(grid/G)^2`` patch locations it covers.
         temporal_queries_per_cell: queries per cell ``q``; ``Lt = G * G * q`` (paper 1024).
+        first_difference: what the first temporal difference ``delta-v[1]`` subtracts from the
+            first tube's features. ``still_tube``: the tube embedder's features of frame 0
+            repeated over a tube, so that every difference compares two outputs of the same
+            embedder and a still clip gives zero motion. ``mixed``: the frame-0 patch features
+            (a different embedder: the difference then is no motion signal; kept to reproduce
+            older checkpoints and the measurement that replaced it).
+        temporal_anchor: the temporal trunk's sequence at each location starts with frame 0
+            embedded like a tube (the still-tube features) before the ``k`` differences, so the
+            temporal tokens read motion against a known appearance. Needs ``first_difference:
+            still_tube``.
 
     Motion-enhanced language codebook (MLC):
         codebook_dim: ``e``; a latent token has width ``2e`` (modifier half, head-word half).
@@ -119,6 +129,8 @@ class SweetTokConfig(FieldChecks):
     spatial_query_anchor: bool = False
     temporal_query_grid: int | None = None
     temporal_queries_per_cell: int = 1
+    first_difference: str = "still_tube"
+    temporal_anchor: bool = False
     codebook_dim: int = 32
     gcn_hidden: int = 128
     gcn_dropout: float = 0.1
@@ -142,7 +154,7 @@ class SweetTokConfig(FieldChecks):
             self._check_int(name, minimum=1)
         for name in ("enc_temporal_depth", "dec_temporal_depth"):
             self._check_int(name, minimum=0)
-        for name in ("patch_input_norm", "codebook_center", "spatial_query_anchor"):
+        for name in ("patch_input_norm", "codebook_center", "spatial_query_anchor", "temporal_anchor"):
             if not isinstance(getattr(self, name), bool):
                 self._fail(name, f"must be true or false, got {getattr(self, name)!r}")
         for name in ("mlp_ratio", "beta", "code_diversity_tau"):
@@ -152,6 +164,10 @@ class SweetTokConfig(FieldChecks):
             if getattr(self, name) >= 1.0:
                 self._fail(name, f"must be in [0, 1), got {getattr(self, name)}")
         self._check_float("code_diversity_weight", minimum=0.0, inclusive=True)
+        if self.first_difference not in ("still_tube", "mixed"):
+            self._fail("first_difference", f"must be 'still_tube' or 'mixed', got {self.first_difference!r}")
+        if self.temporal_anchor and self.first_difference != "still_tube":
+            self._fail("temporal_anchor", "needs first_difference: still_tube")
         if self.width % self.heads:
             self._fail("width", f"must be divisible by heads ({self.heads}), got {self.width}")
         if self.resolution % self.patch_size:

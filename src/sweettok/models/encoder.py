@@ -5,7 +5,9 @@ Two trunks read the patch grid ``v`` (``(B, 1+k, g, g, D)`` from :class:`PatchEm
 - the spatial trunk, ``enc_spatial_depth`` self-attention blocks over the ``g*g`` patches of
   slice 0 (the first frame: appearance);
 - the temporal trunk, ``enc_temporal_depth`` self-attention blocks over time at each patch
-  location of ``delta-v[j] = v[j] - v[j-1]``, ``j = 1..k`` (motion, not appearance).
+  location of ``delta-v[j] = v[j] - v[j-1]``, ``j = 1..k`` (motion, not appearance). Slice 0 comes
+  from another embedder than the tubes, so for ``j = 1`` the reference (``first_difference:
+  still_tube``) is frame 0 held still for a tube and embedded like a tube.
 
 Two query streams read the trunks. ``Ls`` learned spatial queries pass through
 ``enc_spatial_depth`` blocks; block ``i`` cross-attends to spatial-trunk block ``i``'s output.
@@ -59,7 +61,9 @@ def _block(cfg: SweetTokConfig, cross: bool) -> DQAEBlock:
 class DecoupledQueryEncoder(nn.Module):
     """Patch grid -> continuous latents.
 
-    ``forward(v)`` takes the embedded grid ``(B, S, g, g, D)`` (``S = 1 + k`` slices) and returns
+    ``forward(v, still)`` takes the embedded grid ``(B, S, g, g, D)`` (``S = 1 + k`` slices), and
+    ``still`` ``(B, 1, g, g, D)`` (:meth:`PatchEmbed.still_tube`, the first difference's reference;
+    ``None`` uses slice 0), and returns
     ``(zs, zt)``: spatial latents ``(B, Ls, 2e)`` and temporal latents ``(B, Lt, 2e)``, each half
     unit-norm; ``zt`` is None when ``S == 1`` (an image has no motion).
     """
@@ -89,6 +93,8 @@ class DecoupledQueryEncoder(nn.Module):
         if cfg.has_temporal:
             # Delta index j = 1..k has its own embedding; differences cancel any slice embedding.
             self.delta_pos = nn.Parameter(scale * torch.randn(cfg.max_slices - 1, d))
+            if cfg.temporal_anchor:
+                self.anchor_pos = nn.Parameter(scale * torch.randn(d))
             self.temporal_trunk = nn.ModuleList(_block(cfg, cross=False) for _ in range(cfg.enc_temporal_depth))
             self.temporal_queries = nn.Parameter(scale * torch.randn(cfg.temporal_queries, d))
             self.temporal_query_pos = nn.Parameter(scale * torch.randn(cfg.temporal_queries, d))
@@ -97,10 +103,10 @@ class DecoupledQueryEncoder(nn.Module):
             )
             self.temporal_out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.latent_dim))
 
-    def forward(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, v: torch.Tensor, still: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         b, s = v.shape[:2]
         zs = self._spatial(v[:, 0])
-        zt = self._temporal(v) if s > 1 else None
+        zt = self._temporal(v, still) if s > 1 else None
         return zs, zt
 
     def _spatial(self, first: torch.Tensor) -> torch.Tensor:
@@ -117,14 +123,19 @@ class DecoupledQueryEncoder(nn.Module):
             q = query(q, x)
         return normalize_halves(self.spatial_out(q))
 
-    def _temporal(self, v: torch.Tensor) -> torch.Tensor:
+    def _temporal(self, v: torch.Tensor, still: torch.Tensor | None) -> torch.Tensor:
         """``v``: ``(B, S, g, g, D)`` with ``S >= 2`` -> ``(B, Lt, 2e)``."""
         cfg = self.cfg
         b, s, g = v.shape[0], v.shape[1], v.shape[2]
         c, n_q, big_g = cfg.cell_size, cfg.temporal_queries_per_cell, cfg.query_grid
-        delta = v[:, 1:] - v[:, :-1]  # (B, k, g, g, D): motion between consecutive slices
+        previous = v[:, :-1] if still is None else torch.cat([still, v[:, 1:-1]], dim=1)
+        delta = v[:, 1:] - previous  # (B, k, g, g, D): motion between consecutive slices
         grid_pos = rearrange(self.grid_pos, "(h w) d -> h w d", h=g)
         x = delta + grid_pos + self.delta_pos[: s - 1, None, None, :]
+        if cfg.temporal_anchor:
+            # the first frame, embedded like a tube, as step 0 of every location's sequence: the
+            # trunk reads motion relative to a known appearance
+            x = torch.cat([still + grid_pos + self.anchor_pos, x], dim=1)
         x = rearrange(x, "b t h w d -> (b h w) t d")
         q = repeat(
             self.temporal_queries + self.temporal_query_pos,

@@ -78,3 +78,14 @@ class PatchEmbed(nn.Module):
             )
             out = torch.cat([out, self.tubes(rest)], dim=1)
         return out
+
+    def still_tube(self, x: torch.Tensor) -> torch.Tensor:
+        """The tube embedder's features of frame 0 held still for a tube: ``(B, 1, H/p, W/p, D)``.
+
+        The reference of the first temporal difference: a clip whose frame 1..tp equal frame 0
+        has a first tube with exactly these features, so its difference is zero.
+        """
+        assert self.tubes is not None
+        still = x[:, :, :1].expand(-1, -1, self.tp, -1, -1)
+        still = rearrange(still, "b c pt (h ph) (w pw) -> b 1 h w (c pt ph pw)", ph=self.p, pw=self.p)
+        return self.tubes(still)

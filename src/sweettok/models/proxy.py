@@ -16,7 +16,10 @@ Pieces:
   1x1x1 projection to ``code_dim``;
 - quantizer: an l2-normalised codebook ``(V, code_dim)`` (paper: 8192 x 8); nearest code by
   cosine similarity, straight-through gradient, loss
-  ``||sg(z) - q||^2 + beta ||z - sg(q)||^2``; dead codes (used fewer than
+  ``||sg(z) - q||^2 + beta ||z - sg(q)||^2``. With ``codebook_init: kmeans`` the first
+  training forward seeds the codebook by spherical k-means++ on that batch's encoder
+  outputs (random unit directions leave most codes unreachable and let the encoder's
+  outputs collapse onto a few of them in the first steps); dead codes (used fewer than
   ``dead_usage_threshold`` times over ``restart_every`` training forwards) are re-seeded
   from recent encoder outputs, keeping the codebook in use;
 - pixel decoder: 1x1x1 projection, residual conv blocks, per-slice linear heads back to
@@ -39,7 +42,40 @@ from torch import nn
 
 from sweettok.typed_params import FieldChecks, from_mapping
 
-__all__ = ["ProxyOutput", "ProxyTokenizer", "ProxyTokenizerConfig"]
+__all__ = ["ProxyOutput", "ProxyTokenizer", "ProxyTokenizerConfig", "spherical_kmeans"]
+
+
+def spherical_kmeans(x: torch.Tensor, k: int, iters: int, generator: torch.Generator,
+                     noise: float = 0.01) -> torch.Tensor:
+    """``k`` unit centres of unit vectors ``x`` ``(N, d)``: k-means++ seeding by cosine distance,
+    then ``iters`` Lloyd steps (assign by largest cosine, centre = normalised mean; a centre
+    that loses all its points keeps its place).
+
+    With fewer points than centres, or where the seeding runs out of distinct points, the
+    remaining centres are points drawn again with ``noise`` added, so no two centres coincide.
+    """
+    n = x.shape[0]
+    centres = torch.empty(k, x.shape[1], dtype=x.dtype)
+    first = int(torch.randint(n, (1,), generator=generator))
+    centres[0] = x[first]
+    dist2 = (1.0 - x @ centres[0]).clamp_min(0.0)  # cosine distance to the nearest centre so far
+    for j in range(1, k):
+        total = float(dist2.sum())
+        if total <= 1e-12:  # every point already is a centre: fill the rest with jittered draws
+            pick = torch.randint(n, (k - j,), generator=generator)
+            extra = x[pick] + noise * torch.randn(k - j, x.shape[1], generator=generator, dtype=x.dtype)
+            centres[j:] = F.normalize(extra, dim=1)
+            break
+        idx = int(torch.multinomial(dist2, 1, generator=generator))
+        centres[j] = x[idx]
+        dist2 = torch.minimum(dist2, (1.0 - x @ centres[j]).clamp_min(0.0))
+    for _ in range(iters):
+        assign = (x @ centres.t()).argmax(dim=1)
+        sums = torch.zeros_like(centres).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k)
+        live = counts > 0
+        centres[live] = F.normalize(sums[live], dim=1)
+    return centres
 
 
 @dataclass(frozen=True)
@@ -61,6 +97,10 @@ class ProxyTokenizerConfig(FieldChecks):
         sample_buffer_size: recent (normalised) encoder outputs kept to re-seed dead codes.
         restart_noise: std of the noise added to a re-seeded code before renormalising,
             so that codes seeded from the same region do not coincide.
+        codebook_init: ``kmeans`` (seed the codebook from the first training batch's encoder
+            outputs by spherical k-means++ and ``kmeans_iters`` Lloyd steps) or ``random``
+            (unit-norm random directions, kept as they are).
+        kmeans_iters: Lloyd iterations after the k-means++ seeding.
     """
 
     in_channels: int = 3
@@ -76,6 +116,8 @@ class ProxyTokenizerConfig(FieldChecks):
     dead_usage_threshold: float = 1.0
     sample_buffer_size: int = 8192
     restart_noise: float = 0.01
+    codebook_init: str = "kmeans"
+    kmeans_iters: int = 10
 
     def __post_init__(self) -> None:
         for name in (
@@ -91,6 +133,9 @@ class ProxyTokenizerConfig(FieldChecks):
         ):
             self._check_int(name, 1)
         self._check_int("restart_every", 0)
+        self._check_int("kmeans_iters", 0)
+        if self.codebook_init not in ("kmeans", "random"):
+            self._fail("codebook_init", f"must be 'kmeans' or 'random', got {self.codebook_init!r}")
         for name in ("commitment_beta", "dead_usage_threshold", "restart_noise"):
             self._check_float(name, 0.0, inclusive=True)
         if self.hidden_dim % self.norm_groups:
@@ -154,6 +199,10 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def _mark_seeded(module: "ProxyTokenizer", _incompatible) -> None:
+    module.codebook_seeded.fill_(1)
+
+
 class ProxyTokenizer(nn.Module):
     """Per-patch VQ tokenizer; see the module docstring.
 
@@ -189,6 +238,12 @@ class ProxyTokenizer(nn.Module):
         self.register_buffer("sample_buffer", torch.zeros(cfg.sample_buffer_size, cfg.code_dim))
         self.register_buffer("samples_seen", torch.zeros((), dtype=torch.long))
         self.register_buffer("restarted_total", torch.zeros((), dtype=torch.long))
+        # 1 once the codebook was seeded from data, when seeding is off, or once weights were
+        # loaded (a resumed run or an exported model never seeds again). Not saved: loading
+        # any state dict sets it.
+        self.register_buffer("codebook_seeded", torch.tensor(int(cfg.codebook_init == "random"), dtype=torch.long),
+                             persistent=False)
+        self.register_load_state_dict_post_hook(_mark_seeded)
 
     # ------------------------------------------------------------------ codebook
     def codebook_vectors(self) -> torch.Tensor:
@@ -295,6 +350,8 @@ class ProxyTokenizer(nn.Module):
         z = self.encode_latents(clip)
         b, d, t, h, w = z.shape
         flat = rearrange(z, "b d t h w -> (b t h w) d")
+        if self.training and not int(self.codebook_seeded):
+            self._seed_codebook(flat.detach())
         book = self.codebook_vectors()
         ids = self._nearest(flat.detach(), book.detach())
         q = book[ids]
@@ -332,6 +389,22 @@ class ProxyTokenizer(nn.Module):
         self.sample_buffer[idx] = flat
         self.samples_seen += flat.shape[0]
         return counts
+
+    @torch.no_grad()
+    def _seed_codebook(self, flat: torch.Tensor) -> None:
+        """Spherical k-means++ on ``flat`` (unit vectors; all ranks' under torch.distributed)."""
+        if _distributed():
+            gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+            dist.all_gather(gathered, flat.contiguous())
+            flat = torch.cat(gathered)
+        # rank 0 computes; the generator is seeded from the data so reruns give the same codebook
+        gen = torch.Generator(device="cpu").manual_seed(int(self.cfg.codebook_size) * 7919 + flat.shape[0])
+        centres = spherical_kmeans(flat.float().cpu(), self.cfg.codebook_size, self.cfg.kmeans_iters, gen,
+                                   self.cfg.restart_noise)
+        self.codebook.data.copy_(centres.to(self.codebook.device, self.codebook.dtype))
+        if _distributed():
+            dist.broadcast(self.codebook.data, src=0)
+        self.codebook_seeded.fill_(1)
 
     @torch.no_grad()
     def _maybe_restart_dead_codes(self) -> None:

@@ -80,7 +80,9 @@ class SweetTok(nn.Module):
         x = as_clip(x, self.cfg)
         frames = x.shape[2]
         slices = self.cfg.check_frames(frames)
-        zs, zt = self.encoder(self.patch_embed(x))
+        still = (self.patch_embed.still_tube(x)
+                 if slices > 1 and self.cfg.first_difference == "still_tube" else None)
+        zs, zt = self.encoder(self.patch_embed(x), still)
         latents, ids, loss, parts = self.quantizer(zs, zt)
         z = zs if zt is None else torch.cat([zs, zt], dim=1)
         aux = {"loss": loss, **parts, "z": z, "frames": frames, "slices": slices}
@@ -181,7 +183,7 @@ class SweetTokOutput:
 _PARTS = (
     ("patch_embed", ("patch_embed.",)),
     ("encoder.spatial_trunk", ("encoder.grid_pos", "encoder.spatial_trunk.")),
-    ("encoder.temporal_trunk", ("encoder.delta_pos", "encoder.temporal_trunk.")),
+    ("encoder.temporal_trunk", ("encoder.delta_pos", "encoder.anchor_pos", "encoder.temporal_trunk.")),
     ("encoder.queries", (
         "encoder.spatial_queries", "encoder.spatial_query_pos", "encoder.temporal_queries",
         "encoder.temporal_query_pos",
