@@ -304,6 +304,36 @@ def bench_threads(args: argparse.Namespace) -> int:
 
 
 @command(
+    "curve",
+    help="train the chain at a multiple of the default length and score it; --plot draws the compute curve",
+    args=[
+        arg("--multiple", type=float, nargs="*", default=[], help="multiples of the default steps to train (e.g. 3 6)"),
+        arg("--plot", action="store_true", help="write compute_curve.csv/.png from the records in --out-dir"),
+        arg("--minutes-per-multiple", type=float, default=None,
+            help="training minutes of the default length alone (x axis in minutes instead of multiples)"),
+        arg("--work-dir", default="data/07_curve", help="run directories and proxy codes of each multiple"),
+        arg("--out-dir", default="data/08_reporting/compute_curve", help="records, table and figure"),
+        *_conf_args(),
+    ],
+)
+def curve(args: argparse.Namespace) -> int:
+    from sweettok.compute_curve import plot, run_multiple
+
+    if not args.multiple and not args.plot:
+        print("nothing to do: give --multiple M ... and/or --plot", file=sys.stderr)
+        return 2
+    for m in args.multiple:
+        record = run_multiple(m, env=args.config, work_dir=args.work_dir, out_dir=args.out_dir,
+                              conf_dir=args.conf_dir)
+        print(f"{m:g}x: {record['training_seconds']:.0f} s of training; wrote {args.out_dir}/m{m:g}.json")
+    if args.plot:
+        csv_path, png = plot(args.out_dir, env=args.config, conf_dir=args.conf_dir,
+                             minutes_per_multiple=args.minutes_per_multiple)
+        print(f"wrote {csv_path} and {png}")
+    return 0
+
+
+@command(
     "overfit",
     help="train a small model on one clip to a fixed grid of random proxy ids; CSV + PNG of the loss",
     args=[
