@@ -92,9 +92,7 @@ def evaluate_reconstruction(clip_cache: ClipCache, tokenizer: VideoTokenizer, pr
     log_table(table)
     for name, method in methods.items():
         if isinstance(method, FirstFrameCodec):
-            used = ", ".join(f"{'flat colour' if s == 0 else f'1/{s} side q{q}'}: {k}"
-                             for (s, q), k in sorted(method.choices.items(), key=lambda kv: -kv[1])[:6])
-            log.info("%s: most common choices (of %d clips): %s", name, sum(method.choices.values()), used)
+            log.info("%s, encoder choices: %s", name, describe_choices(method.choices))
     budget_methods = [m for m in scores["method"].unique() if m not in {MEAN_FRAME}]
     budget = scores[scores["method"].isin(budget_methods)].drop(columns="tokens")
     order = {r: i for i, r in enumerate(frame_ranges(clip_cache.frames))}
@@ -108,13 +106,23 @@ def evaluate_reconstruction(clip_cache: ClipCache, tokenizer: VideoTokenizer, pr
                                   main_range))
 
 
+def describe_choices(choices) -> str:
+    """``(scale, quality) -> clips`` counts of a :class:`FirstFrameCodec` in words."""
+    by_scale: dict[int, list[int]] = {}
+    for (scale, quality), k in choices.items():
+        by_scale.setdefault(scale, []).extend([quality] * k)
+    return "; ".join(f"flat colour {len(q)} clips" if scale == 0 else
+                     f"1/{scale} side {len(q)} clips (quality {min(q)}-{max(q)}, median {sorted(q)[len(q) // 2]})"
+                     for scale, q in sorted(by_scale.items()))
+
+
 def log_table(table: pd.DataFrame) -> None:
     """One log line per method and frame range, grouped by range."""
     for frames, rows in table.groupby("frames", sort=False):
-        log.info("reconstruction on frames %s of the test clips:", frames)
-        log.info("  %-42s %6s %8s %7s %9s %7s %7s", "method", "tokens", "bits", "PSNR", "PSNR f.m.", "SSIM", "LPIPS")
+        log.info("reconstruction on %s of the test clips:", "all frames" if frames == "all" else f"frames {frames}")
+        log.info("  %-48s %6s %8s %7s %9s %7s %7s", "method", "tokens", "bits", "PSNR", "PSNR f.m.", "SSIM", "LPIPS")
         for row in rows.itertuples(index=False):
-            log.info("  %-42s %6s %8.0f %7.2f %9.2f %7.4f %7.4f%s", row.method,
+            log.info("  %-48s %6s %8.0f %7.2f %9.2f %7.4f %7.4f%s", row.method,
                      "-" if pd.isna(row.tokens) else int(row.tokens), row.bits, row.psnr, row.psnr_frame_mean,
                      row.ssim, row.lpips,
                      "" if pd.isna(row.flat_fallback_clips) else f"  ({int(row.flat_fallback_clips)} clips flat colour)")
