@@ -41,6 +41,7 @@ def test_tokenizer_pipeline_end_to_end(kedro_project):
     _tiny_loop(tok["tokenizer_phase1"], 3)
     _tiny_loop(tok["tokenizer_phase2"], 4)
     tok["tokenizer_phase2"]["disc_start"] = 2  # the discriminator trains in the last two steps
+    tok["tokenizer_phase2"]["gan_weight"] = 0.01  # off in the base profile; the adversarial path is tested here
     tok["tokenizer_phase2"]["discriminator"].update(base_channels=8, num_downsamples=2)
     codebook = _base("codebook")["codebook"]
     codebook["general_words"] = {k: 20 for k in codebook["general_words"]}
