@@ -54,3 +54,11 @@ def test_curve_table_and_figure_from_records():
     assert list(thumb.get_ydata()) == pytest.approx([19.9, 19.9])  # a horizontal line at its score
     proxy = next(line for line in lpips_ax.lines if line.get_label() == "proxy tokenizer")
     assert list(proxy.get_ydata()) == pytest.approx([0.3, 0.1])
+
+
+def test_training_seconds_sum_each_log_window(tmp_path):
+    from sweettok.compute_curve import _training_seconds
+
+    pd.DataFrame({"step": [10, 20, 25], "time/sec_per_step": [0.5, 0.25, 2.0]}).to_csv(tmp_path / "train_log.csv",
+                                                                                       index=False)
+    assert _training_seconds(tmp_path) == pytest.approx(10 * 0.5 + 10 * 0.25 + 5 * 2.0)

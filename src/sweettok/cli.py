@@ -290,10 +290,9 @@ def bench_threads(args: argparse.Namespace) -> int:
     from sweettok.training.bench_threads import STAGES, run_thread_benchmark
 
     steps = {s: args.steps for s in STAGES} if args.steps > 0 else None
-    report = run_thread_benchmark(args.stages, args.policies, profile=args.config, steps=steps,
-                                  conf_dir=args.conf_dir)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    report = run_thread_benchmark(args.stages, args.policies, profile=args.config, steps=steps,
+                                  conf_dir=args.conf_dir, out=out)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'stage':8s}{'policy':8s}{'alone':>12s}{'busy':>12s}{'alone/busy':>12s}   (steps/s, {report['cores']} cores)")
     for r in report["rows"]:
@@ -308,6 +307,8 @@ def bench_threads(args: argparse.Namespace) -> int:
     help="train the chain at a multiple of the default length and score it; --plot draws the compute curve",
     args=[
         arg("--multiple", type=float, nargs="*", default=[], help="multiples of the default steps to train (e.g. 3 6)"),
+        arg("--from-catalog", action="store_true",
+            help="record the default run already in the catalog as the 1x point (no training)"),
         arg("--plot", action="store_true", help="write compute_curve.csv/.png from the records in --out-dir"),
         arg("--minutes-per-multiple", type=float, default=None,
             help="training minutes of the default length alone (x axis in minutes instead of multiples)"),
@@ -317,11 +318,14 @@ def bench_threads(args: argparse.Namespace) -> int:
     ],
 )
 def curve(args: argparse.Namespace) -> int:
-    from sweettok.compute_curve import plot, run_multiple
+    from sweettok.compute_curve import plot, record_from_catalog, run_multiple
 
-    if not args.multiple and not args.plot:
-        print("nothing to do: give --multiple M ... and/or --plot", file=sys.stderr)
+    if not args.multiple and not args.plot and not args.from_catalog:
+        print("nothing to do: give --multiple M ..., --from-catalog and/or --plot", file=sys.stderr)
         return 2
+    if args.from_catalog:
+        record = record_from_catalog(env=args.config, out_dir=args.out_dir, conf_dir=args.conf_dir)
+        print(f"1x (catalog): {record['training_seconds']:.0f} s of training steps; wrote {args.out_dir}/m1.json")
     for m in args.multiple:
         record = run_multiple(m, env=args.config, work_dir=args.work_dir, out_dir=args.out_dir,
                               conf_dir=args.conf_dir)

@@ -125,6 +125,46 @@ def run_multiple(multiple: float, env: str = "base", work_dir: str | Path = "dat
     return record
 
 
+def _training_seconds(run_dir: str | Path) -> float:
+    """Seconds of optimiser steps in a run's log (each row: ``time/sec_per_step`` over its window)."""
+    frame = pd.read_csv(Path(run_dir) / "train_log.csv")
+    steps = frame["step"].diff().fillna(frame["step"].iloc[0])
+    return float((frame["time/sec_per_step"] * steps).sum())
+
+
+def record_from_catalog(env: str = "base", out_dir: str | Path = "data/08_reporting/compute_curve",
+                        conf_dir: str | None = None) -> dict:
+    """The default run already in the catalog (``kedro run`` / ``dvc repro``) as the 1x record: its
+    exported models scored like :func:`run_multiple`'s, its training seconds from the run logs
+    (optimiser steps only, without code writing and start-up)."""
+    import torch
+
+    from sweettok.cli import config_loader
+    from sweettok.data.clips import ClipCache
+    from sweettok.io.model_dataset import ModelDataset
+    from sweettok.metrics.reconstruction import score_reconstructions
+    from sweettok.pipelines.reconstruction.nodes import tokenizer_methods
+
+    loader = config_loader(env, conf_dir)
+    catalog, params = loader["catalog"], loader["parameters"]
+    cache = ClipCache(catalog["clip_cache"]["filepath"])
+    tokenizer = ModelDataset(catalog["tokenizer"]["filepath"], kind="sweettok_pixel").load()
+    proxy = ModelDataset(catalog["proxy_tokenizer"]["filepath"], kind="proxy_tokenizer").load()
+    methods, tokens, bits = tokenizer_methods(tokenizer, proxy, cache.frames, cache.resolution)
+    with torch.inference_mode():
+        table = score_reconstructions(methods, cache.dataset("test"), tokens, bits)
+    seconds = {s: _training_seconds(params[s]["run_dir"]) for s in TRAINING_SECTIONS}
+    record = {"multiple": 1.0, "env": env, "source": "catalog",
+              "steps": {s: params[s]["loop"]["total_steps"] for s in TRAINING_SECTIONS},
+              "seconds": seconds, "training_seconds": sum(seconds.values()),
+              "mean_threads": {s: _mean_threads(params[s]["run_dir"]) for s in TRAINING_SECTIONS},
+              "bits": bits, "scores": table.drop(columns=["flat_fallback_clips"]).to_dict(orient="records")}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "m1.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
+    return record
+
+
 def equal_bits_rows(bits: dict[str, float], env: str = "base", conf_dir: str | None = None) -> pd.DataFrame:
     """The equal-bits first-frame baselines (thumbnail, codec) of each tokenizer's bits, scored on
     the test clips of the clip cache (the long table of ``score_reconstructions``)."""

@@ -129,8 +129,9 @@ def _measure(request: dict[str, Any], busy: bool) -> dict[str, Any]:
 
 def run_thread_benchmark(stages: list[str], policies: list[str], profile: str = "base",
                          steps: dict[str, int] | None = None, conf_dir: str | None = None,
-                         progress: bool = True) -> dict[str, Any]:
-    """Steps per second of each stage under each policy, alone and with one busy process."""
+                         progress: bool = True, out: Path | None = None) -> dict[str, Any]:
+    """Steps per second of each stage under each policy, alone and with one busy process (the report
+    is rewritten to ``out`` after every row, so an interrupted run keeps what it measured)."""
     steps = {**DEFAULT_STEPS, **(steps or {})}
     rows = []
     load_before = os.getloadavg()
@@ -150,12 +151,19 @@ def run_thread_benchmark(stages: list[str], policies: list[str], profile: str = 
                 print(f"{stage:7s} {policy:6s} alone {row['alone_steps_per_s']:6.2f} steps/s   busy "
                       f"{row['busy_steps_per_s']:6.2f} steps/s   alone/busy {row['alone_over_busy']:.2f}x",
                       file=sys.stderr, flush=True)
+            if out is not None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(_report(rows, policies, profile, load_before), indent=2) + "\n")
+    return _report(rows, policies, profile, load_before)
+
+
+def _report(rows: list[dict], policies: list[str], profile: str, load_before: tuple) -> dict[str, Any]:
     return {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "profile": profile,
             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "load_average_before": load_before, "load_average_after": os.getloadavg(),
             "competitor": "one single-threaded busy loop (python -c 'while True: pass')",
             "median_alone_over_busy": {p: statistics.median(r["alone_over_busy"] for r in rows if r["policy"] == p)
-                                       for p in policies},
+                                       for p in policies if any(r["policy"] == p for r in rows)},
             "rows": rows}
 
 
