@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,6 @@ def scaled_params(params: dict[str, Any], multiple: float, work_dir: Path) -> di
     """``params`` with each training stage's steps (and checkpoint interval) times ``multiple`` and its
     run directory under ``work_dir``."""
     out = copy.deepcopy(params)
-    names = {"proxy": "proxy", "tokenizer_phase1": "tokenizer_phase1", "tokenizer_phase2": "tokenizer_phase2"}
     for section in TRAINING_SECTIONS:
         loop = out[section]["loop"]
         steps = max(1, round(loop["total_steps"] * multiple))
@@ -47,7 +46,7 @@ def scaled_params(params: dict[str, Any], multiple: float, work_dir: Path) -> di
         loop["checkpoint_every"] = max(1, round(loop.get("checkpoint_every", steps) * multiple))
         if section == "tokenizer_phase2" and "disc_start" in out[section]:
             out[section]["disc_start"] = round(out[section]["disc_start"] * multiple)
-        out[section]["run_dir"] = str(work_dir / names[section])
+        out[section]["run_dir"] = str(work_dir / section)
     return out
 
 
@@ -62,8 +61,6 @@ def _mean_threads(run_dir: str) -> float | None:
 def run_multiple(multiple: float, env: str = "base", work_dir: str | Path = "data/07_curve",
                  out_dir: str | Path = "data/08_reporting/compute_curve", conf_dir: str | None = None) -> dict:
     """Train the chain at ``multiple`` x the default length, score it, write ``m<multiple>.json``."""
-    import torch
-
     from sweettok.cli import config_loader
     from sweettok.data.clips import ClipCache
     from sweettok.data.codes import load_code_table
@@ -87,8 +84,6 @@ def run_multiple(multiple: float, env: str = "base", work_dir: str | Path = "dat
     t0 = time.perf_counter()
     codes_dir = work / "proxy_codes"
     if codes_dir.exists():
-        import shutil
-
         shutil.rmtree(codes_dir)
     codes_dir.mkdir(parents=True)
     encode_proxy_codes(cache, proxy, params["proxy"]).write_to(codes_dir)
@@ -101,28 +96,36 @@ def run_multiple(multiple: float, env: str = "base", work_dir: str | Path = "dat
     tokenizer = train_tokenizer_phase2(cache, phase1, proxy, params["tokenizer_phase2"])
     seconds["tokenizer_phase2"] = time.perf_counter() - t0
 
+    record = _score_record(multiple, env, params, cache, tokenizer, proxy, seconds,
+                           batch_size=params.get("reconstruction", {}).get("batch_size", 8))
+    _write_record(record, out_dir, tag)
+    return record
+
+
+def _score_record(multiple: float, env: str, params: dict, cache, tokenizer, proxy, seconds: dict[str, float],
+                  batch_size: int = 8) -> dict:
+    """Score proxy and SweetTok on the test clips and put the run's steps, seconds and threads beside."""
+    import torch
+
     from sweettok.metrics.reconstruction import score_reconstructions
     from sweettok.pipelines.reconstruction.nodes import tokenizer_methods
 
-    clips = cache.dataset("test")
     methods, tokens, bits = tokenizer_methods(tokenizer, proxy, cache.frames, cache.resolution)
     with torch.inference_mode():
-        table = score_reconstructions(methods, clips, tokens, bits,
-                                      batch_size=params.get("reconstruction", {}).get("batch_size", 8))
-    record = {
-        "multiple": multiple, "env": env,
-        "steps": {s: params[s]["loop"]["total_steps"] for s in TRAINING_SECTIONS},
-        "seconds": seconds, "training_seconds": sum(seconds.values()),
-        "mean_threads": {s: _mean_threads(params[s]["run_dir"]) for s in TRAINING_SECTIONS},
-        "bits": bits,
-        "scores": table.drop(columns=["flat_fallback_clips"]).to_dict(orient="records"),
-    }
+        table = score_reconstructions(methods, cache.dataset("test"), tokens, bits, batch_size=batch_size)
+    log.info("compute curve %gx: %.0f s of training; %s", multiple, sum(seconds.values()),
+             table[["method", "frames", "psnr", "lpips"]].to_string(index=False))
+    return {"multiple": multiple, "env": env,
+            "steps": {s: params[s]["loop"]["total_steps"] for s in TRAINING_SECTIONS},
+            "seconds": seconds, "training_seconds": sum(seconds.values()),
+            "mean_threads": {s: _mean_threads(params[s]["run_dir"]) for s in TRAINING_SECTIONS},
+            "bits": bits, "scores": table.drop(columns=["flat_fallback_clips"]).to_dict(orient="records")}
+
+
+def _write_record(record: dict, out_dir: str | Path, tag: str) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{tag}.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
-    log.info("compute curve %s: %.0f s of training; %s", tag, record["training_seconds"],
-             table[["method", "frames", "psnr", "lpips"]].to_string(index=False))
-    return record
 
 
 def _training_seconds(run_dir: str | Path) -> float:
@@ -137,31 +140,18 @@ def record_from_catalog(env: str = "base", out_dir: str | Path = "data/08_report
     """The default run already in the catalog (``kedro run`` / ``dvc repro``) as the 1x record: its
     exported models scored like :func:`run_multiple`'s, its training seconds from the run logs
     (optimiser steps only, without code writing and start-up)."""
-    import torch
-
     from sweettok.cli import config_loader
     from sweettok.data.clips import ClipCache
     from sweettok.io.model_dataset import ModelDataset
-    from sweettok.metrics.reconstruction import score_reconstructions
-    from sweettok.pipelines.reconstruction.nodes import tokenizer_methods
 
     loader = config_loader(env, conf_dir)
     catalog, params = loader["catalog"], loader["parameters"]
     cache = ClipCache(catalog["clip_cache"]["filepath"])
     tokenizer = ModelDataset(catalog["tokenizer"]["filepath"], kind="sweettok_pixel").load()
     proxy = ModelDataset(catalog["proxy_tokenizer"]["filepath"], kind="proxy_tokenizer").load()
-    methods, tokens, bits = tokenizer_methods(tokenizer, proxy, cache.frames, cache.resolution)
-    with torch.inference_mode():
-        table = score_reconstructions(methods, cache.dataset("test"), tokens, bits)
     seconds = {s: _training_seconds(params[s]["run_dir"]) for s in TRAINING_SECTIONS}
-    record = {"multiple": 1.0, "env": env, "source": "catalog",
-              "steps": {s: params[s]["loop"]["total_steps"] for s in TRAINING_SECTIONS},
-              "seconds": seconds, "training_seconds": sum(seconds.values()),
-              "mean_threads": {s: _mean_threads(params[s]["run_dir"]) for s in TRAINING_SECTIONS},
-              "bits": bits, "scores": table.drop(columns=["flat_fallback_clips"]).to_dict(orient="records")}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "m1.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
+    record = {**_score_record(1.0, env, params, cache, tokenizer, proxy, seconds), "source": "catalog"}
+    _write_record(record, out_dir, "m1")
     return record
 
 
