@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/sweettok bench cache --out data/08_reporting/bench_cache.json
 	$(BIN)/sweettok bench model --out data/08_reporting/bench_model.json
 	$(BIN)/sweettok bench tokenizer --out data/08_reporting/bench_tokenizer.json
+	$(BIN)/sweettok bench i3d --out data/08_reporting/bench_i3d.json
 
 clean-data:
 	find data -mindepth 2 ! -name .gitkeep -delete

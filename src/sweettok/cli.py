@@ -389,6 +389,36 @@ def bench_cache_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(
+    "bench i3d",
+    help="clips per second of the FVD network (Kinetics-400 I3D) at a few batch sizes -> JSON",
+    args=[
+        arg("--batch-sizes", type=int, nargs="+", default=[1, 4], help="clips per forward pass to measure"),
+        arg("--frames", type=int, default=16, help="frames per clip (>= 9; the original FVD used 16)"),
+        arg("--repeats", type=int, default=2, help="timed passes per batch size (the median is reported)"),
+        arg("--warmup", type=int, default=1, help="untimed passes per batch size first"),
+        arg("--device", default=None, help="cpu, cuda, ... (default: CUDA when available)"),
+        arg("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)"),
+        arg("--out", default="data/08_reporting/bench_i3d.json", help="JSON output path"),
+    ],
+)
+def bench_i3d(args: argparse.Namespace) -> int:
+    from sweettok.metrics.bench_i3d import run_i3d_benchmark
+
+    report = run_i3d_benchmark(args.batch_sizes, frames=args.frames, repeats=args.repeats, warmup=args.warmup,
+                               device=args.device, threads=args.threads)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    shape = "x".join(str(n) for n in report["clip_shape"])
+    print(f"I3D on {report['device']}, {report['torch_threads']} torch threads, clips {shape}, "
+          f"load average {report['load_average_1m']['before']:.1f}:")
+    for r in report["rows"]:
+        print(f"  batch {r['batch']:3d}: {r['clips_per_s']:7.2f} clips/s ({r['seconds_per_batch_median']:.2f} s/batch)")
+    print(f"wrote {out}")
+    return 0
+
+
 # Kedro imports `<package>.cli` and merges its click group `cli` into the `kedro` command.
 # The project's own commands live in the `sweettok` command above, so this group is empty.
 @click.group(name="sweettok-kedro")
