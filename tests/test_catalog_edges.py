@@ -13,12 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 HANDOFFS = {
     # dataset: (catalog type, the pipeline writing it, the pipelines reading it)
     "clip_cache": ("sweettok.io.clip_cache_dataset.ClipCacheDataset", "patchify",
-                   {"proxy", "tokenizer_phase1", "tokenizer_phase2", "reconstruction"}),
+                   {"proxy", "tokenizer_phase1", "tokenizer_phase2", "reconstruction", "evaluation"}),
     "proxy_codes": ("sweettok.io.proxy_codes_dataset.ProxyCodesDataset", "proxy", {"tokenizer_phase1"}),
     "proxy_tokenizer": ("sweettok.io.model_dataset.ModelDataset", "proxy",
-                        {"tokenizer_phase1", "tokenizer_phase2", "reconstruction"}),
+                        {"tokenizer_phase1", "tokenizer_phase2", "reconstruction", "evaluation"}),
     "tokenizer_phase1": ("sweettok.io.model_dataset.ModelDataset", "tokenizer_phase1", {"tokenizer_phase2"}),
-    "tokenizer": ("sweettok.io.model_dataset.ModelDataset", "tokenizer_phase2", {"reconstruction"}),
+    "tokenizer": ("sweettok.io.model_dataset.ModelDataset", "tokenizer_phase2", {"reconstruction", "evaluation"}),
+    "reconstruction_metrics": ("pandas.CSVDataset", "reconstruction", {"evaluation"}),
     "language_codebook": ("sweettok.io.codebook_dataset.LanguageCodebookDataset", "codebook", {"tokenizer_phase1"}),
 }
 
@@ -38,7 +39,8 @@ def test_handoffs_are_catalog_datasets_between_pipelines():
                 (name, node.name, node.inputs)
     # between the fine-grained pipelines, every free input is a persisted catalog entry
     full = pipelines["__default__"]
-    free = {d for d in full.inputs() if not d.startswith("params:")}
+    # (`parameters`, all of them, is read by the evaluation report to print them)
+    free = {d for d in full.inputs() if not d.startswith("params:") and d != "parameters"}
     assert free == set(), free
-    internal = {d for n in names for d in pipelines[n].inputs() if not d.startswith("params:")}
+    internal = {d for n in names for d in pipelines[n].inputs() if not d.startswith("params:") and d != "parameters"}
     assert internal <= set(catalog), internal - set(catalog)

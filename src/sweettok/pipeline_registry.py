@@ -13,7 +13,8 @@ import importlib
 
 from kedro.pipeline import Pipeline
 
-PIPELINES = ("ingest", "patchify", "codebook", "proxy", "tokenizer_phase1", "tokenizer_phase2", "reconstruction")
+PIPELINES = ("ingest", "patchify", "codebook", "proxy", "tokenizer_phase1", "tokenizer_phase2", "reconstruction",
+             "evaluation")
 
 COMPOSITES = {
     # raw videos to a trained tokenizer and its reconstruction metrics

@@ -183,6 +183,56 @@ ReconstructionBudgetSchema = DataFrameSchema(
     name="reconstruction_budget",
 )
 
+def _counts_beside_values(value: str, *counts: str) -> Check:
+    """``value`` is missing exactly where its sample counts are (all of them)."""
+    def check(df: pd.DataFrame) -> bool:
+        missing = df[list(counts)].isna()
+        return bool((missing.all(axis=1) == missing.any(axis=1)).all()
+                    and (df[value].isna() == missing.all(axis=1)).all())
+
+    return Check(check, error=f"{value} and its sample counts ({', '.join(counts)}) are given together or not at all")
+
+
+# one row per method: the reconstruction scores (all frames, and frames 1..T-1) with rFVD and
+# per-frame FID, each beside the number of clips (and frames) it was computed on
+EvaluationMetricsSchema = DataFrameSchema(
+    {
+        "method": Column(str, _nonempty, unique=True),
+        "tokens": Column(pd.Int64Dtype(), Check.ge(1), nullable=True),
+        "bits": Column(float, Check.gt(0.0)),
+        # test clips PSNR / SSIM / LPIPS are averaged over
+        "quality_clips": Column(int, Check.ge(1)),
+        "psnr": Column(float, Check.in_range(0.0, 100.0)),
+        "ssim": Column(float, Check.in_range(-1.0, 1.0)),
+        "lpips": Column(float, Check.ge(0.0)),
+        # frames 1..T-1; empty for one-frame clips (images)
+        "psnr_no_frame0": Column(float, Check.in_range(0.0, 100.0), nullable=True),
+        "ssim_no_frame0": Column(float, Check.in_range(-1.0, 1.0), nullable=True),
+        "lpips_no_frame0": Column(float, Check.ge(0.0), nullable=True),
+        # rFVD (I3D, Kinetics-400) on fvd_clips clips on each side; empty where not computed
+        "fvd": Column(float, Check.ge(0.0), nullable=True),
+        "fvd_clips": Column(pd.Int64Dtype(), Check.ge(2), nullable=True),
+        # per-frame FID (Inception pool3) on fid_images frames of fid_clips clips on each side
+        "fid": Column(float, Check.ge(0.0), nullable=True),
+        "fid_clips": Column(pd.Int64Dtype(), Check.ge(2), nullable=True),
+        "fid_images": Column(pd.Int64Dtype(), Check.ge(2), nullable=True),
+    },
+    strict=True,
+    coerce=True,
+    checks=[
+        _counts_beside_values("fvd", "fvd_clips"),
+        _counts_beside_values("fid", "fid_clips", "fid_images"),
+        Check(lambda df: (df["fid_images"].isna() | (df["fid_images"] % df["fid_clips"] == 0)).all(),
+              error="fid_images is a whole number of frames per clip"),
+        Check(lambda df: (df["fvd_clips"].isna() | (df["fvd_clips"] <= df["quality_clips"])).all(),
+              error="rFVD uses at most the scored test clips"),
+        Check(lambda df: (df["fid_clips"].isna() | (df["fid_clips"] <= df["quality_clips"])).all(),
+              error="FID uses at most the scored test clips"),
+    ],
+    name="evaluation_metrics",
+)
+
+
 CodebookWordsSchema = DataFrameSchema(
     {
         "word": Column(str, _nonempty),
@@ -211,4 +261,5 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     "proxy_code_index": ProxyCodeIndexSchema,
     "reconstruction_metrics": ReconstructionMetricsSchema,
     "reconstruction_budget": ReconstructionBudgetSchema,
+    "evaluation_metrics": EvaluationMetricsSchema,
 }

@@ -28,9 +28,14 @@ class ModelDataset(AbstractDataset):
         self.metadata = metadata
 
     def load(self):
+        from sweettok.models.checkpoint import read_checkpoint_config
         from sweettok.models.tokenizer import load_model
 
-        return load_model(self._filepath, kind=self._kind)
+        model = load_model(self._filepath, kind=self._kind)
+        # where it came from, with the sha256 of every file (checked by load_model): for reports
+        model.checkpoint = {"path": self._filepath.as_posix(),
+                            "files": dict(read_checkpoint_config(self._filepath).get("files") or {})}
+        return model
 
     def save(self, data) -> None:
         from sweettok.models.tokenizer import describe_model, save_model

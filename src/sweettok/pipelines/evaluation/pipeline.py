@@ -1,0 +1,26 @@
+"""`evaluation`: rFVD and per-frame FID beside the reconstruction scores, the metrics table and the HTML report."""
+
+from kedro.pipeline import Node, Pipeline
+
+from sweettok.pipelines.evaluation.nodes import (assemble_metrics, build_report, describe_run, report_figures,
+                                                 score_distributions, token_words)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline([
+        Node(score_distributions, ["clip_cache", "tokenizer", "proxy_tokenizer", "reconstruction_metrics",
+                                   "params:evaluation", "params:reconstruction"],
+             "evaluation_distances", name="score_distributions"),
+        Node(describe_run, ["clip_cache", "video_manifest", "tokenizer", "proxy_tokenizer", "params:evaluation",
+                            "parameters"],
+             "evaluation_context", name="describe_run"),
+        Node(assemble_metrics, ["reconstruction_metrics", "evaluation_distances", "evaluation_context",
+                                "params:evaluation"],
+             ["evaluation_metrics", "evaluation_metrics_json"], name="assemble_metrics"),
+        Node(report_figures, ["clip_cache", "tokenizer", "proxy_tokenizer", "params:evaluation"],
+             "evaluation_figures", name="report_figures"),
+        Node(token_words, ["clip_cache", "tokenizer", "params:evaluation"], "evaluation_words", name="token_words"),
+        Node(build_report, ["evaluation_metrics", "evaluation_context", "evaluation_figures", "evaluation_words",
+                            "params:evaluation"],
+             "evaluation_report", name="build_report"),
+    ])

@@ -1,0 +1,210 @@
+"""The `evaluation` pipeline on a tiny clip cache and tiny random-weight models, through a Kedro
+catalog whose persisted entries are conf/base's, moved to a temporary folder.
+
+Real I3D and Inception networks, few clips and 9-frame 32 x 32 clips: this checks the numbers'
+plumbing (which rows, which frames, which counts), the schema, metrics.json and the report page.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from pandera.errors import SchemaError, SchemaErrors
+
+from sweettok.data.clips import ClipCache, ClipCacheConfig, PendingClipCache
+from sweettok.data.scan import scan_dataset
+from sweettok.io.model_dataset import ModelDataset
+from sweettok.metrics.reconstruction import frame_ranges
+from sweettok.models.codebook_prior import CodebookPrior
+from sweettok.models.config import SweetTokConfig
+from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
+from sweettok.models.sweettok import SweetTok
+from sweettok.models.tokenizer import VideoTokenizer, save_model
+from sweettok.pipelines.evaluation import create_pipeline
+from sweettok.pipelines.reconstruction.nodes import evaluate_reconstruction
+from sweettok.report.html import SECTIONS
+from sweettok.schemas import EvaluationMetricsSchema, ReconstructionMetricsSchema
+from sweettok.training.logs import CSVLogger
+
+REPO = Path(__file__).resolve().parents[2]
+FRAMES, RES = 9, 32
+TINY = dict(input_frames=FRAMES, resolution=RES, patch_size=8, width=32, heads=2, mlp_ratio=2.0,
+            enc_spatial_depth=1, enc_temporal_depth=1, dec_spatial_depth=1, dec_temporal_depth=1,
+            dec_temporal_after=[1], spatial_queries=4, temporal_query_grid=2, temporal_queries_per_cell=2,
+            codebook_dim=8, gcn_hidden=16, proxy_vocab_size=40, head_hidden=32)
+PARAMS = {
+    "profile": "test", "device": "cpu", "batch_size": 4,
+    "fvd_clips": 4, "fvd_methods": ["SweetTok", "every frame = first frame"],
+    "fid_clips": 4, "fid_frames": [4, -1], "fid_methods": ["SweetTok", "proxy tokenizer", "every frame = mean frame"],
+    "figure_clips": 2, "figure_frames": 3, "word_clips": 2,
+}
+RECONSTRUCTION = {"batch_size": 8, "figure_clips": 1, "thumbnail_sizes": [], "codec": "auto", "codec_scales": [1, 2]}
+
+
+def _write_log(path: Path, steps: int, values) -> None:
+    logger = CSVLogger(path)
+    for step in range(1, steps + 1):
+        logger.log(step, values(step))
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, tiny_dataset):
+    tmp = tmp_path_factory.mktemp("evaluation")
+    torch.manual_seed(0)
+    manifest = scan_dataset(tiny_dataset, min_frames=FRAMES, progress=False).manifest
+    cfg = ClipCacheConfig(frames=FRAMES, resolution=RES, train_clips_per_video=1)
+    PendingClipCache(manifest, cfg).write_to(tmp / "clip_cache")
+    cache = ClipCache(tmp / "clip_cache")
+
+    # tiny models with random weights, exported with provenance that points at their run directories
+    proxy = ProxyTokenizer(ProxyTokenizerConfig(hidden_dim=16, num_blocks=1, codebook_size=40, norm_groups=4,
+                                                sample_buffer_size=64))
+    model = VideoTokenizer(SweetTok(SweetTokConfig.from_dict(TINY), CodebookPrior.random(seed=1)), proxy).eval()
+    runs = tmp / "runs"
+    fingerprint = cache.fingerprint()
+    save_model(proxy, tmp / "proxy_tokenizer", provenance={
+        "run_checkpoint": (runs / "proxy" / "step_00000003").as_posix(), "step": 3, "clip_cache_sha256": fingerprint})
+    save_model(model, tmp / "tokenizer", provenance={
+        "phase1": {"run_checkpoint": (runs / "tokenizer_phase1" / "step_00000003").as_posix()},
+        "run_checkpoint": (runs / "tokenizer_phase2" / "step_00000004").as_posix(), "step": 4,
+        "clip_cache_sha256": "0" * 64})  # as if trained on another cache
+    # logs with the columns training writes; phase 1's book usage named as the model's own stats
+    stats = model.sweettok(cache.dataset("test")[0]["clip"][None]).stats
+    usage = {k: v for k, v in stats.items() if k.endswith(("_used", "_perplexity"))}
+    assert {"adj_used", "noun_used", "adv_used", "verb_used"} <= set(usage)
+    _write_log(runs / "proxy" / "train_log.csv", 3,
+               lambda s: {"loss/model": 1.0 / s, "mse": 0.5 / s, "vq": 0.1, "usage": 0.2 * s, "perplexity": 3.0 * s,
+                          "lr/model": 1e-3, "time/sec_per_step": 0.1})
+    _write_log(runs / "tokenizer_phase1" / "train_log.csv", 3,
+               lambda s: {"loss/model": 6.0 - s, "ce": 5.0 - s, "mlc": 0.5, "accuracy": 0.1 * s, "diversity": -0.2 * s,
+                          **{k: v * s for k, v in usage.items()}})
+    _write_log(runs / "tokenizer_phase2" / "train_log.csv", 4,
+               lambda s: {"loss/model": 0.3 / s, "mse": 0.1 / s, "lpips": 0.4})
+
+    tokenizer = ModelDataset(str(tmp / "tokenizer"), kind="sweettok_pixel").load()
+    proxy_tokenizer = ModelDataset(str(tmp / "proxy_tokenizer"), kind="proxy_tokenizer").load()
+    reconstruction = ReconstructionMetricsSchema.validate(
+        evaluate_reconstruction(cache, tokenizer, proxy_tokenizer, RECONSTRUCTION)[0])
+
+    # the persisted outputs exactly as conf/base declares them, under tmp
+    conf = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
+    outputs = {}
+    for name in ("evaluation_metrics", "evaluation_metrics_json", "evaluation_report"):
+        entry = dict(conf[name])
+        entry["filepath"] = str(tmp / Path(entry["filepath"]).name)
+        outputs[name] = entry
+    catalog = DataCatalog.from_config(outputs)
+    parameters = {"evaluation": PARAMS, "reconstruction": RECONSTRUCTION, "ingest": {"source": "synthetic"}}
+    inputs = {"clip_cache": cache, "tokenizer": tokenizer, "proxy_tokenizer": proxy_tokenizer,
+              "reconstruction_metrics": reconstruction, "video_manifest": manifest,
+              "params:evaluation": PARAMS, "params:reconstruction": RECONSTRUCTION, "parameters": parameters}
+    for name, value in inputs.items():
+        catalog[name] = MemoryDataset(value, copy_mode="assign")
+    SequentialRunner().run(create_pipeline(), catalog)
+    return {"tmp": tmp, "cache": cache, "reconstruction": reconstruction,
+            "table": pd.read_csv(tmp / "evaluation_metrics.csv"),
+            "json": json.loads((tmp / "metrics.json").read_text()),
+            "html": (tmp / "report.html").read_text(encoding="utf-8")}
+
+
+def test_table_rows_values_and_counts(evaluated):
+    table = EvaluationMetricsSchema.validate(evaluated["table"])
+    rec = evaluated["reconstruction"]
+    methods = list(dict.fromkeys(rec["method"]))
+    assert list(table["method"]) == methods
+    by = table.set_index("method")
+    later = next(iter(frame_ranges(FRAMES)))  # "1-8"
+    for (method, frames), row in rec.set_index(["method", "frames"]).iterrows():
+        suffix = "" if frames == "all" else "_no_frame0"
+        assert frames in ("all", later)
+        for k in ("psnr", "ssim", "lpips"):
+            assert math.isclose(by.loc[method, k + suffix], row[k], rel_tol=1e-9), (method, frames, k)
+    assert by.loc["SweetTok", "tokens"] == 4 + 8 and pd.isna(by.loc["every frame = first frame", "tokens"])
+    n_test = int((evaluated["cache"].index["split"] == "test").sum())
+    assert n_test == 8 and (table["quality_clips"] == n_test).all()
+    # rFVD exactly for the chosen methods on the first 4 clips; FID on frames 4 and 8 of the first 4 clips
+    fvd = table.dropna(subset=["fvd"])
+    assert list(fvd["method"]) == ["SweetTok", "every frame = first frame"] and (fvd["fvd_clips"] == 4).all()
+    fid = table.dropna(subset=["fid"])
+    assert list(fid["method"]) == ["SweetTok", "proxy tokenizer", "every frame = mean frame"]
+    assert (fid["fid_clips"] == 4).all() and (fid["fid_images"] == 8).all()
+    assert table[["fvd_clips", "fid_clips", "fid_images"]].isna().sum().tolist() == [len(table) - 2,
+                                                                                      len(table) - 3, len(table) - 3]
+    for v in [*fvd["fvd"], *fid["fid"]]:
+        assert math.isfinite(v) and v > 0
+    # random weights reconstruct noise: further from the clips in I3D space than a still copy of frame 0
+    assert by.loc["SweetTok", "fvd"] > by.loc["every frame = first frame", "fvd"]
+
+
+def test_metrics_json_matches_the_table(evaluated):
+    summary, table = evaluated["json"], evaluated["table"]
+    assert summary["profile"] == "test"
+    assert summary["dataset"]["test_clips"] == 8 and summary["dataset"]["frames"] == FRAMES
+    assert list(summary["methods"]) == list(table["method"])
+    sweettok = summary["methods"]["SweetTok"]
+    row = table.set_index("method").loc["SweetTok"]
+    assert sweettok["fvd"] == pytest.approx(row["fvd"]) and sweettok["fvd_clips"] == 4 and sweettok["tokens"] == 12
+    assert summary["methods"]["every frame = mean frame"]["fvd"] is None  # missing values are null, not NaN
+    assert summary["fid"]["frames"] == [4, -1]
+    assert re.fullmatch(r"[0-9a-f]{64}", summary["checkpoints"]["SweetTok (tokenizer)"])
+
+
+def test_report_is_one_self_contained_page(evaluated):
+    html = evaluated["html"]
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in html, section
+    assert not re.search(r"https?:", html, flags=re.IGNORECASE) and "url(" not in html and "@import" not in html
+    assert all(h.startswith("#") for h in re.findall(r'href="([^"]*)"', html))  # links stay on the page
+    sources = re.findall(r'src="([^"]*)"', html)
+    # 2 clips over time, 3 training phases, book usage, 2 word thumbnails
+    assert len(sources) == 2 + 3 + 1 + 2 and all(s.startswith("data:image/png;base64,") for s in sources)
+    for s in sources:
+        assert base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "29.27" in html and "0.7766" in html  # the paper's row
+    assert "profile <code>test</code>" in html and "8 test clips" in html
+    # names are escaped, not pasted: the codec baselines' "<=" arrives as "&lt;="
+    assert "frame 0 @ &lt;=" in html and "frame 0 @ <=" not in html
+    # the tokenizer trained on another clip cache is flagged; the proxy's matches
+    assert ">False<" in html and ">True<" in html
+
+
+def test_report_lists_the_words_of_test_clips(evaluated):
+    html = evaluated["html"]
+    cache = evaluated["cache"]
+    tokenizer = ModelDataset(str(evaluated["tmp"] / "tokenizer"), kind="sweettok_pixel").load()
+    clip = cache.dataset("test")[0]["clip"]
+    _, ids = tokenizer.encode(clip[None])
+    words = tokenizer.sweettok.ids_to_words(ids[0])
+    first_spatial = " ".join(w for w, _ in words[:3])
+    first_temporal = " ".join(w for w, _ in words[3 * 4 : 3 * 4 + 3])
+    assert f"<span>{first_spatial}</span>" in html and f"<span>{first_temporal}</span>" in html
+    assert html.count("spatial tokens</h3>") == 2
+
+
+def test_schema_rejects_a_bad_table(evaluated):
+    good = EvaluationMetricsSchema.validate(evaluated["table"])
+    bad_tables = []
+    t = good.copy()
+    t.loc[t["method"] == "SweetTok", "fvd_clips"] = pd.NA  # a value without its clip count
+    bad_tables.append(t)
+    t = good.copy()
+    t.loc[t["method"] == "SweetTok", "fvd"] = -1.0
+    bad_tables.append(t)
+    t = good.copy()
+    t.loc[t["method"] == "SweetTok", "fid_images"] = 9  # not a whole number of frames per clip (4 clips)
+    bad_tables.append(t)
+    bad_tables.append(pd.concat([good, good.iloc[:1]]))  # a method twice
+    bad_tables.append(good.drop(columns=["fid_clips"]))
+    for bad in bad_tables:
+        with pytest.raises((SchemaError, SchemaErrors)):
+            EvaluationMetricsSchema.validate(bad, lazy=True)
