@@ -233,6 +233,74 @@ EvaluationMetricsSchema = DataFrameSchema(
 )
 
 
+# The image cache (sweettok.data.images): one row per square image crop; held-out images
+# come from other photographs (origins) than any training image
+IMAGE_SOURCES = ["photo", "video_frame", "image"]
+
+ImageIndexSchema = DataFrameSchema(
+    {
+        "image_id": Column(str, _nonempty, unique=True),
+        # a scikit-image photograph, a frame of a training clip, or an image of the clip cache
+        "source": Column(str, Check.isin(IMAGE_SOURCES)),
+        # what it was cut from: the photograph's name or the video / image id
+        "origin": Column(str, _nonempty),
+        "split": Column(str, Check.isin(SPLITS)),
+        # shorter edge (pixels) of the source after resizing, and the crop's top-left corner there
+        "scale": Column(int, Check.ge(1)),
+        "top": Column(int, Check.ge(0)),
+        "left": Column(int, Check.ge(0)),
+        "height": Column(int, Check.gt(0)),
+        "width": Column(int, Check.gt(0)),
+        **_SHARD_LOCATION,
+    },
+    strict=True,
+    coerce=True,
+    checks=[
+        Check(lambda df: (df["height"] == df["width"]).all() and df["height"].nunique() <= 1,
+              error="images are squares of one size"),
+        Check(lambda df: not (set(df.loc[df["split"] == "train", "origin"])
+                              & set(df.loc[df["split"] == "test", "origin"])),
+              error="no held-out (test) image comes from a photograph or video a training image comes from"),
+        Check(lambda df: (df["scale"] >= df["height"]).all(), error="scale is at least the crop's side"),
+    ],
+    name="image_index",
+)
+
+# Held-out image reconstruction (the image_finetune pipeline): one row per method
+ImageMetricsSchema = DataFrameSchema(
+    {
+        "method": Column(str, _nonempty, unique=True),
+        # "tokenizer" (a model's ids) or "baseline" (a thumbnail of known size)
+        "kind": Column(str, Check.isin(["tokenizer", "baseline"])),
+        # latent tokens per image; empty for baselines
+        "tokens": Column(pd.Int64Dtype(), Check.ge(1), nullable=True),
+        # bits per image: a tokenizer's id information (an upper bound), a thumbnail's stored size
+        "bits": Column(float, Check.gt(0.0)),
+        # held-out images scored
+        "images": Column(int, Check.ge(1)),
+        # PSNR of each image's MSE (dB), averaged over images
+        "psnr": Column(float, Check.in_range(0.0, 100.0)),
+        "ssim": Column(float, Check.in_range(-1.0, 1.0)),
+        "lpips": Column(float, Check.ge(0.0)),
+        # rFID (Inception pool3) between the held-out images and their reconstructions, on
+        # fid_images images each side; empty where not computed
+        "fid": Column(float, Check.ge(0.0), nullable=True),
+        "fid_images": Column(pd.Int64Dtype(), Check.ge(2), nullable=True),
+    },
+    strict=True,
+    coerce=True,
+    checks=[
+        Check(lambda df: (df["fid"].isna() == df["fid_images"].isna()).all(),
+              error="fid and fid_images are given together or not at all"),
+        Check(lambda df: (df["fid_images"].isna() | (df["fid_images"] <= df["images"])).all(),
+              error="rFID uses at most the scored images"),
+        Check(lambda df: ((df["kind"] == "tokenizer") == df["tokens"].notna()).all(),
+              error="tokenizers, and only they, have a token count"),
+    ],
+    name="image_metrics",
+)
+
+
 CodebookWordsSchema = DataFrameSchema(
     {
         "word": Column(str, _nonempty),
@@ -262,4 +330,6 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     "reconstruction_metrics": ReconstructionMetricsSchema,
     "reconstruction_budget": ReconstructionBudgetSchema,
     "evaluation_metrics": EvaluationMetricsSchema,
+    "image_index": ImageIndexSchema,
+    "image_metrics": ImageMetricsSchema,
 }

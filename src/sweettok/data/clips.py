@@ -98,17 +98,31 @@ def window_starts(n_frames: int, frames: int, stride: int, split: str, train_cli
     return sorted(set(int(s) for s in starts))
 
 
+def _resize_shorter_edge(frames: np.ndarray, side: int) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> float (T, 3, H', W') with ``min(H', W') = side`` (antialiased bilinear)."""
+    t, h, w, _ = frames.shape
+    scale = side / min(h, w)
+    new_h, new_w = max(side, round(h * scale)), max(side, round(w * scale))
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    if (new_h, new_w) != (h, w):
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
+def resize_shorter_edge(frames: np.ndarray, side: int) -> np.ndarray:
+    """Resize (T, H, W, 3) uint8 frames so the shorter edge is ``side`` (aspect kept, antialiased
+    bilinear); returns uint8 (T, H', W', 3)."""
+    x = _resize_shorter_edge(frames, side)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
 def resize_and_crop(frames: np.ndarray, resolution: int) -> np.ndarray:
     """Resize (T, H, W, 3) uint8 frames so the shorter edge is ``resolution``, centre-crop to a square.
 
     Antialiased bilinear resampling; returns uint8 (T, resolution, resolution, 3).
     """
-    t, h, w, _ = frames.shape
-    scale = resolution / min(h, w)
-    new_h, new_w = max(resolution, round(h * scale)), max(resolution, round(w * scale))
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-    if (new_h, new_w) != (h, w):
-        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    x = _resize_shorter_edge(frames, resolution)
+    new_h, new_w = x.shape[-2:]
     top, left = (new_h - resolution) // 2, (new_w - resolution) // 2
     x = x[:, :, top : top + resolution, left : left + resolution]
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()

@@ -2,6 +2,7 @@
 
 - ``sweettok.io.codebook_dataset.LanguageCodebookDataset``: the language codebook;
 - ``sweettok.io.clip_cache_dataset.ClipCacheDataset``: the clip cache;
+- ``sweettok.io.image_cache_dataset.ImageCacheDataset``: the image cache;
 - ``sweettok.io.proxy_codes_dataset.ProxyCodesDataset``: proxy code ids;
 - ``sweettok.io.model_dataset.ModelDataset``: an exported model checkpoint.
 

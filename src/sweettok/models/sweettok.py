@@ -16,6 +16,7 @@ quantized latents bit for bit.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -126,6 +127,19 @@ class SweetTok(nn.Module):
     def ids_to_words(self, ids: torch.Tensor) -> list:
         """Ids ``(n,)`` or ``(B, n)`` -> ``(word, pos)`` per id (see :meth:`MotionLanguageCodebook.ids_to_words`)."""
         return self.quantizer.ids_to_words(ids)
+
+    def id_bits(self, frames: int) -> float:
+        """Bits per ``frames``-frame clip (``frames=1``: per image) that the ids can carry at most.
+
+        A latent token is the mean of ``topk`` distinct modifiers (an unordered set) and one
+        head word: ``log2(C(n_mod, k)) + log2(n_head)`` bits, spatial tokens from adjectives and
+        nouns, temporal tokens from adverbs and verbs.
+        """
+        q, cfg = self.quantizer, self.cfg
+        spatial = math.log2(math.comb(q.n_adj, q.topk)) + math.log2(q.n_spatial - q.n_adj)
+        temporal = math.log2(math.comb(q.n_adv, q.topk)) + math.log2(q.n_temporal - q.n_adv)
+        n_temporal = cfg.num_latent_tokens(frames) - cfg.spatial_queries
+        return cfg.spatial_queries * spatial + n_temporal * temporal
 
     def codebook_usage(self, ids: torch.Tensor) -> dict[str, float]:
         """Perplexity and fraction used of the adj/noun/adv/verb books over a batch of ids."""

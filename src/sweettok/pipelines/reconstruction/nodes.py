@@ -37,17 +37,8 @@ TOKENIZERS = ("SweetTok", "proxy tokenizer")
 
 
 def sweettok_bits(model: SweetTok, frames: int) -> float:
-    """Bits per clip that SweetTok's ids can carry at most.
-
-    A latent token is the mean of ``topk`` distinct modifiers (an unordered set) and one
-    head word: ``log2(C(n_mod, k)) + log2(n_head)`` bits, spatial tokens from adjectives and
-    nouns, temporal tokens from adverbs and verbs.
-    """
-    q, cfg = model.quantizer, model.cfg
-    spatial = math.log2(math.comb(q.n_adj, q.topk)) + math.log2(q.n_spatial - q.n_adj)
-    temporal = math.log2(math.comb(q.n_adv, q.topk)) + math.log2(q.n_temporal - q.n_adv)
-    n_temporal = cfg.num_latent_tokens(frames) - cfg.spatial_queries
-    return cfg.spatial_queries * spatial + n_temporal * temporal
+    """Bits per clip that SweetTok's ids can carry at most (:meth:`SweetTok.id_bits`)."""
+    return model.id_bits(frames)
 
 
 def proxy_bits(proxy: ProxyTokenizer, frames: int, height: int, width: int) -> float:
