@@ -1,0 +1,5 @@
+"""The `image_finetune` pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]
