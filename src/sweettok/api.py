@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from sweettok.models.checkpoint import CheckpointError
-from sweettok.models.tokenizer import VideoTokenizer, load_model, model_identity
+from sweettok.models.tokenizer import ImageTokenizer, VideoTokenizer, load_model, model_identity
 
 __all__ = ["CheckpointError", "InputError", "TokenFileError", "Tokenizer", "Tokens", "LAYOUT_VERSION",
            "default_checkpoint"]
@@ -308,17 +308,22 @@ class _Geometry:
 class Tokenizer:
     """A trained SweetTok video tokenizer for people: encode, decode, words.
 
+    An image tokenizer (``image_finetune``'s output, kind ``sweettok_image``) works the same way
+    for images; it refuses videos (:class:`InputError`), whose temporal tokens it was not
+    fine-tuned for.
+
     Args:
-        model: the :class:`~sweettok.models.tokenizer.VideoTokenizer`.
+        model: the :class:`~sweettok.models.tokenizer.VideoTokenizer` (or ``ImageTokenizer``).
         checkpoint: its identity (sha256 of its weights), written into every token file.
         device: ``None``/``"auto"`` (CUDA when present), or a torch device.
         batch_size: windows per forward pass.
     """
 
-    def __init__(self, model: VideoTokenizer, checkpoint: str, device: str | torch.device | None = None,
+    def __init__(self, model: VideoTokenizer | ImageTokenizer, checkpoint: str,
+                 device: str | torch.device | None = None,
                  batch_size: int = 8):
-        if not isinstance(model, VideoTokenizer):
-            raise TypeError(f"Tokenizer wraps a VideoTokenizer, got {type(model).__name__}")
+        if not isinstance(model, (VideoTokenizer, ImageTokenizer)):
+            raise TypeError(f"Tokenizer wraps a VideoTokenizer or an ImageTokenizer, got {type(model).__name__}")
         self.device = _select_device(device)
         self.model = model.to(self.device).eval()
         self.checkpoint = checkpoint
@@ -331,13 +336,13 @@ class Tokenizer:
         """Load a tokenizer checkpoint directory strictly (the catalog's ``tokenizer`` when ``path`` is None).
 
         Raises:
-            CheckpointError: missing, damaged or not a video tokenizer (names the directory and why).
+            CheckpointError: missing, damaged or not a video or image tokenizer (names the directory and why).
         """
         path = default_checkpoint() if path is None else Path(path)
         if not Path(path).is_dir():
             raise CheckpointError(f"{path}: no such checkpoint directory (train one with `kedro run --pipeline "
                                   "tokenizer`, or pass --checkpoint)")
-        model = load_model(path, kind="sweettok_pixel")
+        model = load_model(path, kind=("sweettok_pixel", "sweettok_image"))
         tok = cls(model, model_identity(path), device=device, batch_size=batch_size)
         tok.path = Path(path)
         return tok
@@ -350,7 +355,12 @@ class Tokenizer:
     @property
     def window(self) -> int:
         """Frames per video window (the model's ``input_frames``)."""
-        return self.model.cfg.input_frames
+        return 1 if self.is_image_tokenizer else self.model.cfg.input_frames
+
+    @property
+    def is_image_tokenizer(self) -> bool:
+        """True for the image tokenizer (one-frame windows only)."""
+        return isinstance(self.model, ImageTokenizer)
 
     def ids_per_window(self, frames: int) -> int:
         return self.model.cfg.ids_per_clip(frames)
@@ -379,6 +389,10 @@ class Tokenizer:
         if second is None:  # an image: one 1-frame window
             yield geometry.to_model(torch.from_numpy(np.array(first))[None]), geometry, 1
             return
+        if self.is_image_tokenizer:
+            where = f" ({self.path})" if self.path else ""
+            raise InputError(f"this is an image tokenizer{where}: it encodes single images, and the input has "
+                             "more than one frame; tokenize videos with the video tokenizer")
         size = self.window
         buf: list[torch.Tensor] = []
 
@@ -403,7 +417,8 @@ class Tokenizer:
         """Token ids of a video or image (see the module docstring for inputs and policies).
 
         Raises:
-            InputError: not a video or image, unreadable or truncated file, bad array.
+            InputError: not a video or image, unreadable or truncated file, bad array; a video given to an
+                image tokenizer.
         """
         if size not in SIZE_POLICIES:
             raise ValueError(f"size={size!r}: must be one of {SIZE_POLICIES}")
