@@ -7,7 +7,8 @@ everything else stay as configured. Each run has its own run directories under
 ``--work-dir`` (``m<m>/``), so several multiples may run at once in separate processes, and a
 killed run resumes.
 
-Per multiple the record holds each stage's wall-clock seconds, the mean intra-op thread
+Per multiple the record holds each training stage's seconds of optimiser steps (from its
+log, so a resumed run counts every step once) and the proxy-code pass's wall-clock seconds, the mean intra-op thread
 count of each stage (below the start count when other processes took cores), and the test
 scores of the proxy tokenizer and SweetTok: PSNR from whole-clip MSE and LPIPS, on frames
 1..T-1 (the yardstick of :mod:`sweettok.metrics.reconstruction`). The equal-bits rows (a
@@ -95,6 +96,10 @@ def run_multiple(multiple: float, env: str = "base", work_dir: str | Path = "dat
     t0 = time.perf_counter()
     tokenizer = train_tokenizer_phase2(cache, phase1, proxy, params["tokenizer_phase2"])
     seconds["tokenizer_phase2"] = time.perf_counter() - t0
+    # A resumed run's wall clock covers only this call: take the training stages' seconds from
+    # their logs (every optimiser step of the run, whichever process made it).
+    for section in TRAINING_SECTIONS:
+        seconds[section] = _training_seconds(params[section]["run_dir"])
 
     record = _score_record(multiple, env, params, cache, tokenizer, proxy, seconds,
                            batch_size=params.get("reconstruction", {}).get("batch_size", 8))
