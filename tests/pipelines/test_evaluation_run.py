@@ -2,7 +2,9 @@
 catalog whose persisted entries are conf/base's, moved to a temporary folder.
 
 Real I3D and Inception networks, few clips and 9-frame 32 x 32 clips: this checks the numbers'
-plumbing (which rows, which frames, which counts), the schema, metrics.json and the report page.
+plumbing (which rows, which frames, which counts), the schema, metrics.json and the report page,
+including its image section (a tiny image cache of one held-out photograph, and an image tokenizer
+copied from the tiny video tokenizer with one decoder weight changed, so before != after).
 """
 
 from __future__ import annotations
@@ -22,18 +24,21 @@ from kedro.runner import SequentialRunner
 from pandera.errors import SchemaError, SchemaErrors
 
 from sweettok.data.clips import ClipCache, ClipCacheConfig, PendingClipCache
+from sweettok.data.images import ImageCache, ImageSetConfig, PendingImageCache
 from sweettok.data.scan import scan_dataset
 from sweettok.io.model_dataset import ModelDataset
+from sweettok.metrics.image_reconstruction import AFTER, BEFORE
 from sweettok.metrics.reconstruction import frame_ranges
 from sweettok.models.codebook_prior import CodebookPrior
 from sweettok.models.config import SweetTokConfig
 from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
 from sweettok.models.sweettok import SweetTok
-from sweettok.models.tokenizer import VideoTokenizer, save_model
+from sweettok.models.tokenizer import ImageTokenizer, VideoTokenizer, save_model
 from sweettok.pipelines.evaluation import create_pipeline
+from sweettok.pipelines.image_finetune.nodes import evaluate_images
 from sweettok.pipelines.reconstruction.nodes import evaluate_reconstruction
 from sweettok.report.html import SECTIONS
-from sweettok.schemas import EvaluationMetricsSchema, ReconstructionMetricsSchema
+from sweettok.schemas import EvaluationMetricsSchema, ImageMetricsSchema, ReconstructionMetricsSchema
 from sweettok.training.logs import CSVLogger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,9 +51,14 @@ PARAMS = {
     "profile": "test", "device": "cpu", "batch_size": 4,
     "fvd_clips": 4, "fvd_methods": ["SweetTok", "every frame = first frame"],
     "fid_clips": 4, "fid_frames": [4, -1], "fid_methods": ["SweetTok", "proxy tokenizer", "every frame = mean frame"],
-    "figure_clips": 2, "figure_frames": 3, "word_clips": 2,
+    "figure_clips": 2, "figure_frames": 3, "word_clips": 2, "figure_images": 3,
 }
 RECONSTRUCTION = {"batch_size": 8, "figure_clips": 1, "thumbnail_sizes": [], "codec": "auto", "codec_scales": [1, 2]}
+# clock (300 x 400) at shorter edge 32 and 64: 1 + 4 held-out tiles of 32 px; no rFID (cheap)
+IMAGES = {"train_photos": ["coins"], "heldout_photos": ["clock"], "crops_per_photo": 1,
+          "heldout_scales": [1.0, 2.0], "video_frames": [0]}
+IMAGE_EVALUATION = {"batch_size": 8, "fid": False, "figure_images": 2, "codec": "JPEG", "codec_scales": [1],
+                    "device": "cpu"}
 
 
 def _write_log(path: Path, steps: int, values) -> None:
@@ -96,6 +106,16 @@ def evaluated(tmp_path_factory, tiny_dataset):
     reconstruction = ReconstructionMetricsSchema.validate(
         evaluate_reconstruction(cache, tokenizer, proxy_tokenizer, RECONSTRUCTION)[0])
 
+    # the image section's inputs: held-out tiles of one photograph, an "image tokenizer" whose decoder
+    # differs from the video tokenizer's in one weight, and its image_metrics table
+    PendingImageCache(ImageSetConfig.from_dict(IMAGES), cache).write_to(tmp / "image_cache")
+    image_cache = ImageCache(tmp / "image_cache")
+    image_tokenizer = ImageTokenizer.from_video(tokenizer).eval()
+    with torch.no_grad():
+        next(p for n, p in image_tokenizer.named_parameters() if n.startswith("sweettok.decoder.")).add_(0.5)
+    image_metrics = ImageMetricsSchema.validate(evaluate_images(image_cache, tokenizer, image_tokenizer,
+                                                                {"evaluation": IMAGE_EVALUATION})[0])
+
     # the persisted outputs exactly as conf/base declares them, under tmp
     conf = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
     outputs = {}
@@ -107,11 +127,12 @@ def evaluated(tmp_path_factory, tiny_dataset):
     parameters = {"evaluation": PARAMS, "reconstruction": RECONSTRUCTION, "ingest": {"source": "synthetic"}}
     inputs = {"clip_cache": cache, "tokenizer": tokenizer, "proxy_tokenizer": proxy_tokenizer,
               "reconstruction_metrics": reconstruction, "video_manifest": manifest,
+              "image_cache": image_cache, "image_tokenizer": image_tokenizer, "image_metrics": image_metrics,
               "params:evaluation": PARAMS, "params:reconstruction": RECONSTRUCTION, "parameters": parameters}
     for name, value in inputs.items():
         catalog[name] = MemoryDataset(value, copy_mode="assign")
     SequentialRunner().run(create_pipeline(), catalog)
-    return {"tmp": tmp, "cache": cache, "reconstruction": reconstruction,
+    return {"tmp": tmp, "cache": cache, "reconstruction": reconstruction, "image_metrics": image_metrics,
             "table": pd.read_csv(tmp / "evaluation_metrics.csv"),
             "json": json.loads((tmp / "metrics.json").read_text()),
             "html": (tmp / "report.html").read_text(encoding="utf-8")}
@@ -166,8 +187,8 @@ def test_report_is_one_self_contained_page(evaluated):
     assert not re.search(r"https?:", html, flags=re.IGNORECASE) and "url(" not in html and "@import" not in html
     assert all(h.startswith("#") for h in re.findall(r'href="([^"]*)"', html))  # links stay on the page
     sources = re.findall(r'src="([^"]*)"', html)
-    # 2 clips over time, 3 training phases, book usage, 2 word thumbnails
-    assert len(sources) == 2 + 3 + 1 + 2 and all(s.startswith("data:image/png;base64,") for s in sources)
+    # 2 clips over time, 1 figure of held-out images, 3 training phases, book usage, 2 word thumbnails
+    assert len(sources) == 2 + 1 + 3 + 1 + 2 and all(s.startswith("data:image/png;base64,") for s in sources)
     for s in sources:
         assert base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "29.27" in html and "0.7766" in html  # the paper's row
@@ -176,6 +197,28 @@ def test_report_is_one_self_contained_page(evaluated):
     assert "frame 0 @ &lt;=" in html and "frame 0 @ <=" not in html
     # the tokenizer trained on another clip cache is flagged; the proxy's matches
     assert ">False<" in html and ">True<" in html
+
+
+def test_report_shows_the_held_out_images(evaluated):
+    html = evaluated["html"]
+    assert '<a href="#images">' in html
+    section = html.split('<section id="images">', 1)[1].split("</section>", 1)[0]
+    rows = re.findall(r"<tr class=\"(tokenizer|baseline)\"><td class=\"name\">([^<]*)</td>(.*?)</tr>", section, re.S)
+    table = evaluated["image_metrics"]
+    assert [name for _, name, _ in rows] == [m.replace("<", "&lt;") for m in table["method"]]
+    assert [k for k, _, _ in rows] == list(table["kind"])
+    # each row's cells: tokens, bits, images, PSNR, SSIM, LPIPS, rFID, rFID images (rFID not computed here)
+    by = table.set_index("method")
+    for _, name, rest in rows:
+        cells = re.findall(r"<td>([^<]*)</td>", rest)
+        row = by.loc[name.replace("&lt;", "<")]
+        assert cells[2:6] == ["5", f"{row['psnr']:.2f}", f"{row['ssim']:.4f}", f"{row['lpips']:.3f}"], name
+        assert cells[0] == ("-" if pd.isna(row["tokens"]) else str(int(row["tokens"]))) and cells[6:] == ["-", "-"]
+    assert by.loc[BEFORE, "psnr"] != by.loc[AFTER, "psnr"]  # the changed decoder weight shows
+    # one embedded PNG figure of 3 of the 5 held-out tiles of the one held-out photograph
+    sources = re.findall(r'src="([^"]*)"', section)
+    assert len(sources) == 1 and base64.b64decode(sources[0].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "3 of the 5 held-out images" in section and "photographs clock" in section
 
 
 def test_report_lists_the_words_of_test_clips(evaluated):

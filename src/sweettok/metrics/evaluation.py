@@ -48,6 +48,8 @@ class EvaluationConfig(FieldChecks):
         figure_clips: test clips shown over time in the report (ground truth, proxy, SweetTok, differences).
         figure_frames: frames per clip in those figures (evenly spaced, first and last included).
         word_clips: test clips whose token words the report lists.
+        figure_images: held-out images of the image set shown in the report's image figure
+            (originals, before / after image fine-tuning, difference maps).
     """
 
     profile: str = "base"
@@ -61,6 +63,7 @@ class EvaluationConfig(FieldChecks):
     figure_clips: int = 3
     figure_frames: int = 5
     word_clips: int = 3
+    figure_images: int = 4
 
     def __post_init__(self) -> None:
         if not isinstance(self.profile, str) or not self.profile:
@@ -84,6 +87,7 @@ class EvaluationConfig(FieldChecks):
         self._check_int("figure_clips", 1)
         self._check_int("figure_frames", 2)
         self._check_int("word_clips", 0)
+        self._check_int("figure_images", 1)
 
     @classmethod
     def from_dict(cls, params: Mapping[str, Any], where: str = "evaluation") -> "EvaluationConfig":

@@ -18,11 +18,14 @@ import torch
 import yaml
 
 from sweettok.data.clips import ClipCache
+from sweettok.data.images import ImageCache
 from sweettok.metrics.distributional import score_feature_distances
 from sweettok.metrics.evaluation import EvaluationConfig, evaluation_table, metrics_summary
+from sweettok.metrics.image_reconstruction import (AFTER, BEFORE, ImageEvaluationConfig, image_evaluation_methods,
+                                                   image_figure, pick_examples, reconstruct_images)
 from sweettok.metrics.reconstruction import equal_bits_baselines, first_frame_baseline, mean_frame_baseline
 from sweettok.models.proxy import ProxyTokenizer
-from sweettok.models.tokenizer import VideoTokenizer
+from sweettok.models.tokenizer import ImageTokenizer, VideoTokenizer
 from sweettok.pipelines.reconstruction.nodes import FIRST_FRAME, MEAN_FRAME, TOKENIZERS, tokenizer_methods
 from sweettok.report import figures, provenance
 from sweettok.report.html import render_report
@@ -228,11 +231,40 @@ def token_words(clip_cache: ClipCache, tokenizer: VideoTokenizer, params: dict) 
     return out
 
 
+@torch.no_grad()
+def image_section(image_metrics: pd.DataFrame, image_cache: ImageCache, tokenizer: VideoTokenizer,
+                  image_tokenizer: ImageTokenizer, params: dict) -> dict:
+    """The report's image section: the ``image_metrics`` rows as display cells, and one figure of
+    ``figure_images`` held-out images (originals, the video tokenizer before image fine-tuning, the
+    image tokenizer after, their difference maps on one colour scale) as a PNG data URI.
+
+    Only the shown images are reconstructed here; the table's scores (over every held-out image)
+    come from the ``image_finetune`` pipeline.
+    """
+    cfg = EvaluationConfig.from_dict(params)
+    device = _device(cfg.device)
+    heldout = image_cache.dataset("test")
+    origins = [str(o) for o in heldout.index["origin"]]
+    picks = pick_examples(origins, cfg.figure_images)
+    images = torch.stack([heldout[i]["image"] for i in picks])  # (n, C, H, W) in [-0.5, 0.5]
+    methods, _, _ = image_evaluation_methods(tokenizer, image_tokenizer, ImageEvaluationConfig(device=cfg.device),
+                                             device)
+    recons = {name: reconstruct_images(methods[name], images, batch_size=cfg.batch_size, device=device)[0]
+              for name in (BEFORE, AFTER)}
+    fig = image_figure(images, recons, list(range(len(picks))), titles=[origins[i][:18] for i in picks])
+    photographs = sorted(set(origins))
+    shown = ", ".join(dict.fromkeys(origins[i] for i in picks))
+    return {"table": _cells(image_metrics), "figure": figures.png_data_uri(fig), "heldout": len(origins),
+            "photographs": photographs, "shown": len(picks),
+            "caption": (f"{len(picks)} of the {len(origins)} held-out images (tiles of the photographs "
+                        f"{', '.join(photographs)}, never seen in training); shown here: {shown}.")}
+
+
 def _cells(table: pd.DataFrame) -> list[dict]:
     """The table's rows as display strings (a CSV round trip turns integer columns with gaps into floats)."""
     digits = {"bits": 0, "psnr": 2, "ssim": 4, "lpips": 3, "psnr_no_frame0": 2, "ssim_no_frame0": 4,
               "lpips_no_frame0": 3, "fvd": 1, "fid": 1}
-    integers = {"tokens", "quality_clips", "fvd_clips", "fid_clips", "fid_images"}
+    integers = {"tokens", "quality_clips", "fvd_clips", "fid_clips", "fid_images", "images"}
     rows = []
     for r in table.to_dict(orient="records"):
         cells = {}
@@ -250,7 +282,7 @@ def _cells(table: pd.DataFrame) -> list[dict]:
 
 
 def build_report(evaluation_metrics: pd.DataFrame, evaluation_context: dict, report_figures: dict,
-                 token_words: list, params: dict) -> str:
+                 token_words: list, evaluation_images: dict, params: dict) -> str:
     """``report.html``: one self-contained page (figures inline, no external reference)."""
     cfg = EvaluationConfig.from_dict(params)
     fvd_rows = evaluation_metrics.dropna(subset=["fvd"])
@@ -271,5 +303,5 @@ def build_report(evaluation_metrics: pd.DataFrame, evaluation_context: dict, rep
         "profile": evaluation_context["profile"], "dataset": evaluation_context["dataset"],
         "generated": evaluation_context["generated"], "provenance": evaluation_context["provenance"],
         "notes": notes, "table": _cells(evaluation_metrics), "fvd_info": fvd_info, "fid_info": fid_info,
-        "topk": evaluation_context["topk"], "words": token_words, **report_figures,
+        "topk": evaluation_context["topk"], "words": token_words, "images": evaluation_images, **report_figures,
     })

@@ -1,9 +1,10 @@
-"""`evaluation`: rFVD and per-frame FID beside the reconstruction scores, the metrics table and the HTML report."""
+"""`evaluation`: rFVD and per-frame FID beside the reconstruction scores, the metrics table and the HTML report
+(with the held-out image scores of `image_finetune` and a figure of a few held-out images)."""
 
 from kedro.pipeline import Node, Pipeline
 
-from sweettok.pipelines.evaluation.nodes import (assemble_metrics, build_report, describe_run, report_figures,
-                                                 score_distributions, token_words)
+from sweettok.pipelines.evaluation.nodes import (assemble_metrics, build_report, describe_run, image_section,
+                                                 report_figures, score_distributions, token_words)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -20,7 +21,9 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(report_figures, ["clip_cache", "tokenizer", "proxy_tokenizer", "params:evaluation"],
              "evaluation_figures", name="report_figures"),
         Node(token_words, ["clip_cache", "tokenizer", "params:evaluation"], "evaluation_words", name="token_words"),
+        Node(image_section, ["image_metrics", "image_cache", "tokenizer", "image_tokenizer", "params:evaluation"],
+             "evaluation_images", name="image_section"),
         Node(build_report, ["evaluation_metrics", "evaluation_context", "evaluation_figures", "evaluation_words",
-                            "params:evaluation"],
+                            "evaluation_images", "params:evaluation"],
              "evaluation_report", name="build_report"),
     ])
