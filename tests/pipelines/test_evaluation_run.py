@@ -251,3 +251,19 @@ def test_schema_rejects_a_bad_table(evaluated):
     for bad in bad_tables:
         with pytest.raises((SchemaError, SchemaErrors)):
             EvaluationMetricsSchema.validate(bad, lazy=True)
+
+
+def test_parameters_reach_the_report_as_plain_yaml_even_as_typed_configs():
+    # A whole-chain run hands some sections to later nodes as the dataclasses earlier nodes built.
+    import yaml
+
+    from sweettok.language.config import CodebookConfig
+    from sweettok.pipelines.evaluation.nodes import plain_parameters
+
+    cfg = CodebookConfig.from_params({})
+    plain = plain_parameters({"codebook": cfg, "other": {"xs": (1, 2), "path": __import__("pathlib").Path("a/b")}})
+    text = yaml.safe_dump(plain)
+    back = yaml.safe_load(text)
+    assert back["codebook"]["min_caption_count"] == cfg.min_caption_count
+    assert back["codebook"]["general_words"] == dict(cfg.general_words)
+    assert back["other"] == {"xs": [1, 2], "path": "a/b"}

@@ -8,6 +8,7 @@ are read from that table rather than computed again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -109,6 +110,20 @@ def score_distributions(clip_cache: ClipCache, tokenizer: VideoTokenizer, proxy_
     return distances
 
 
+def plain_parameters(value: Any) -> Any:
+    """``value`` as plain YAML data: in a whole-chain run some parameter sections reach this node as
+    the typed configs (dataclasses) an earlier node built from them, not as the mappings of conf/."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain_parameters(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): plain_parameters(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_parameters(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
 def describe_run(clip_cache: ClipCache, video_manifest: pd.DataFrame, tokenizer: VideoTokenizer,
                  proxy_tokenizer: ProxyTokenizer, params: dict, parameters: dict) -> dict:
     """Profile, dataset and provenance (git, packages, checksums, parameters) of the evaluated run."""
@@ -137,7 +152,7 @@ def describe_run(clip_cache: ClipCache, video_manifest: pd.DataFrame, tokenizer:
         "checkpoints": {"SweetTok (tokenizer)": provenance.checkpoint_record(tokenizer, fingerprint),
                         "proxy tokenizer": provenance.checkpoint_record(proxy_tokenizer, fingerprint)},
         "networks": provenance.metric_networks(),
-        "parameters_yaml": yaml.safe_dump(parameters, sort_keys=True, default_flow_style=None, width=110),
+        "parameters_yaml": yaml.safe_dump(plain_parameters(parameters), sort_keys=True, default_flow_style=None, width=110),
     }
     return {"profile": cfg.profile, "dataset": dataset, "provenance": record, "topk": tokenizer.cfg.topk,
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
