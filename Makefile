@@ -63,5 +63,8 @@ bench: setup
 	$(BIN)/sweettok bench tokenizer --out data/08_reporting/bench_tokenizer.json
 	$(BIN)/sweettok bench i3d --out data/08_reporting/bench_i3d.json
 
+# Deletes every pipeline output; keeps the committed files that no stage writes (DVC's
+# .gitignore files, the compute curve's records and the benchmark reports).
 clean-data:
-	find data -mindepth 2 ! -name .gitkeep -delete
+	find data -mindepth 2 ! -name .gitkeep ! -name .gitignore ! -name 'bench_*.json' \
+	  ! -path 'data/08_reporting/compute_curve*' -delete
