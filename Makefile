@@ -66,5 +66,6 @@ bench: setup
 # Deletes every pipeline output; keeps the committed files that no stage writes (DVC's
 # .gitignore files, the compute curve's records and the benchmark reports).
 clean-data:
-	find data -mindepth 2 ! -name .gitkeep ! -name .gitignore ! -name 'bench_*.json' \
-	  ! -path 'data/08_reporting/compute_curve*' -delete
+	find data -mindepth 2 ! -type d ! -name .gitkeep ! -name .gitignore ! -name 'bench_*.json' \
+	  ! -path 'data/08_reporting/compute_curve/*' -delete
+	find data -mindepth 2 -type d -empty -delete
