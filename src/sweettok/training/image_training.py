@@ -26,9 +26,9 @@ import torch.nn.functional as F
 
 from sweettok.models.tokenizer import IMAGE_PARTS, ImageTokenizer, describe_model
 from sweettok.training.ema import EMA
-from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainResult, train
-from sweettok.training.schedule import OptimizerConfig, ScheduleConfig, build_adamw, build_scheduler
-from sweettok.typed_params import FieldChecks, from_mapping, nested_config
+from sweettok.training.loop import StepContext, StepOutput, TrainingSections, TrainResult, train
+from sweettok.training.schedule import build_adamw, build_scheduler
+from sweettok.typed_params import FieldChecks, from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ __all__ = ["ImageFinetuneConfig", "finetune_images"]
 
 
 @dataclass(frozen=True)
-class ImageFinetuneConfig(FieldChecks):
+class ImageFinetuneConfig(TrainingSections, FieldChecks):
     """Parameters of image fine-tuning (``image_finetune.training`` in the parameters).
 
     Attributes:
@@ -81,19 +81,6 @@ class ImageFinetuneConfig(FieldChecks):
     def from_dict(cls, d: Mapping[str, Any], where: str = "image_finetune.training") -> "ImageFinetuneConfig":
         return from_mapping(cls, d, where)
 
-    @property
-    def loop_config(self) -> LoopConfig:
-        return nested_config(self, LoopConfig, self.loop, "loop")
-
-    @property
-    def optimizer_config(self) -> OptimizerConfig:
-        return nested_config(self, OptimizerConfig, self.optimizer, "optimizer")
-
-    @property
-    def schedule_config(self) -> ScheduleConfig:
-        # the schedule ends with the run: its total_steps is loop.total_steps, not a key of its own
-        return nested_config(self, ScheduleConfig, self.schedule, "schedule",
-                             given={"total_steps": self.loop_config.total_steps})
 
 
 def finetune_images(model: ImageTokenizer, dataset, cfg: ImageFinetuneConfig,

@@ -68,7 +68,8 @@ from sweettok.training.ema import EMA
 from sweettok.training.logs import CSVLogger, plot_loss_curves
 from sweettok.training.rng import capture_rng_state, restore_rng_state, seed_everything
 from sweettok.training.threads import governor_for
-from sweettok.typed_params import ParamError, from_mapping
+from sweettok.training.schedule import OptimizerConfig, ScheduleConfig
+from sweettok.typed_params import ParamError, from_mapping, nested_config
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,28 @@ class LoopConfig:
     def from_dict(cls, d: Mapping[str, Any], where: str = "loop") -> LoopConfig:
         """Build from the mapping at key path ``where``; errors name ``<where>.<field>``."""
         return from_mapping(cls, d, where)
+
+
+class TrainingSections:
+    """The ``loop``, ``optimizer`` and ``schedule`` mappings of a training config as typed configs.
+
+    Mixed into each stage's config dataclass (proxy, tokenizer phases, image fine-tuning), which
+    holds the three sections as plain mappings; errors name the section's key path.
+    """
+
+    @property
+    def loop_config(self) -> LoopConfig:
+        return nested_config(self, LoopConfig, self.loop, "loop")
+
+    @property
+    def optimizer_config(self) -> OptimizerConfig:
+        return nested_config(self, OptimizerConfig, self.optimizer, "optimizer")
+
+    @property
+    def schedule_config(self) -> ScheduleConfig:
+        # the schedule ends with the run: its total_steps is loop.total_steps, not a key of its own
+        return nested_config(self, ScheduleConfig, self.schedule, "schedule",
+                             given={"total_steps": self.loop_config.total_steps})
 
 
 @dataclass

@@ -19,16 +19,16 @@ import torch.nn.functional as F
 from sweettok.data.clips import ClipDataset
 from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
 from sweettok.training.ema import EMA
-from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainResult, train
+from sweettok.training.loop import StepContext, StepOutput, TrainingSections, TrainResult, train
 from sweettok.training.rng import seed_everything
-from sweettok.training.schedule import OptimizerConfig, ScheduleConfig, build_adamw, build_scheduler
+from sweettok.training.schedule import build_adamw, build_scheduler
 from sweettok.typed_params import ParamError, from_mapping, nested_config
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ProxyTrainingConfig:
+class ProxyTrainingConfig(TrainingSections):
     """Parameters of the ``proxy`` pipeline (``conf/*/parameters_proxy.yml``).
 
     Attributes:
@@ -78,19 +78,6 @@ class ProxyTrainingConfig:
     def model_config(self) -> ProxyTokenizerConfig:
         return nested_config(self, ProxyTokenizerConfig, self.model, "model")
 
-    @property
-    def loop_config(self) -> LoopConfig:
-        return nested_config(self, LoopConfig, self.loop, "loop")
-
-    @property
-    def optimizer_config(self) -> OptimizerConfig:
-        return nested_config(self, OptimizerConfig, self.optimizer, "optimizer")
-
-    @property
-    def schedule_config(self) -> ScheduleConfig:
-        # the schedule ends with the run: its total_steps is loop.total_steps, not a key of its own
-        return nested_config(self, ScheduleConfig, self.schedule, "schedule",
-                             given={"total_steps": self.loop_config.total_steps})
 
 
 def frame_subset(frames: int, n: int, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -25,17 +25,17 @@ from sweettok.models.discriminator import DiscriminatorConfig, LeCamEMA, PatchDi
 from sweettok.models.sweettok import SweetTok
 from sweettok.models.tokenizer import VideoTokenizer
 from sweettok.training.ema import EMA
-from sweettok.training.loop import LoopConfig, StepContext, StepOutput, TrainPart, TrainResult, train
+from sweettok.training.loop import StepContext, StepOutput, TrainingSections, TrainPart, TrainResult, train
 from sweettok.training.proxy_training import frame_subset
 from sweettok.training.rng import seed_everything
-from sweettok.training.schedule import OptimizerConfig, ScheduleConfig, build_adamw, build_scheduler
+from sweettok.training.schedule import OptimizerConfig, build_adamw, build_scheduler
 from sweettok.typed_params import ParamError, from_mapping, nested_config
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class PhaseConfig:
+class PhaseConfig(TrainingSections):
     """Parameters of one training phase (``conf/*/parameters_tokenizer.yml``).
 
     Attributes:
@@ -85,23 +85,10 @@ class PhaseConfig:
         errors name the full path, e.g. ``tokenizer_phase2.loop.batch_size``."""
         return from_mapping(cls, d, where)
 
-    @property
-    def loop_config(self) -> LoopConfig:
-        return nested_config(self, LoopConfig, self.loop, "loop")
-
-    @property
-    def optimizer_config(self) -> OptimizerConfig:
-        return nested_config(self, OptimizerConfig, self.optimizer, "optimizer")
 
     @property
     def disc_optimizer_config(self) -> OptimizerConfig:
         return nested_config(self, OptimizerConfig, self.disc_optimizer, "disc_optimizer")
-
-    @property
-    def schedule_config(self) -> ScheduleConfig:
-        # the schedule ends with the run: its total_steps is loop.total_steps, not a key of its own
-        return nested_config(self, ScheduleConfig, self.schedule, "schedule",
-                             given={"total_steps": self.loop_config.total_steps})
 
     @property
     def discriminator_config(self) -> DiscriminatorConfig:
