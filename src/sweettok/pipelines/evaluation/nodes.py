@@ -24,25 +24,19 @@ from sweettok.metrics.distributional import score_feature_distances
 from sweettok.metrics.evaluation import EvaluationConfig, evaluation_table, metrics_summary
 from sweettok.metrics.image_reconstruction import (AFTER, BEFORE, ImageEvaluationConfig, image_evaluation_methods,
                                                    image_figure, pick_examples, reconstruct_images)
-from sweettok.metrics.reconstruction import equal_bits_baselines, first_frame_baseline, mean_frame_baseline
 from sweettok.models.proxy import ProxyTokenizer
 from sweettok.models.tokenizer import ImageTokenizer, VideoTokenizer
-from sweettok.pipelines.reconstruction.nodes import FIRST_FRAME, MEAN_FRAME, TOKENIZERS, tokenizer_methods
+from sweettok.pipelines.reconstruction.nodes import reconstruction_methods
 from sweettok.report import figures, provenance
 from sweettok.report.html import render_report
 from sweettok.report.words import clip_words
+from sweettok.training.distributed import select_device
 from sweettok.training.logs import read_log
 
 log = logging.getLogger(__name__)
 
 # what rFVD embeds: sweettok.metrics.fvd's default, the original FVD's
 I3D_EMBEDDING = "400 Kinetics logits averaged over time"
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _on(module: torch.nn.Module, device: torch.device):
@@ -59,15 +53,9 @@ def evaluation_methods(tokenizer: VideoTokenizer, proxy_tokenizer: ProxyTokenize
     """The reconstructors of the ``reconstruction_metrics`` table by name (tokenizers on ``device``)."""
     tokenizer.to(device).eval()
     proxy_tokenizer.to(device).eval()
-    methods, _, bits = tokenizer_methods(tokenizer, proxy_tokenizer, frames, resolution)
-    methods = {"SweetTok": _on(tokenizer, device),
-               "proxy tokenizer": _on(ProxyReconstruction(proxy_tokenizer), device)}
-    methods.update({FIRST_FRAME: first_frame_baseline, MEAN_FRAME: mean_frame_baseline})
-    codec = reconstruction_params.get("codec", "auto")
-    for label in TOKENIZERS:
-        methods.update(equal_bits_baselines(bits[label], label, tokenizer.cfg.in_channels, max_side=resolution,
-                                            codec=None if codec == "auto" else codec,
-                                            scales=reconstruction_params.get("codec_scales", [1, 2, 4])))
+    methods, _, _, _ = reconstruction_methods(tokenizer, proxy_tokenizer, frames, resolution, reconstruction_params)
+    methods.update({"SweetTok": _on(tokenizer, device),
+                    "proxy tokenizer": _on(ProxyReconstruction(proxy_tokenizer), device)})
     return methods
 
 
@@ -87,7 +75,7 @@ def score_distributions(clip_cache: ClipCache, tokenizer: VideoTokenizer, proxy_
                         reconstruction_params: dict) -> pd.DataFrame:
     """rFVD and per-frame FID of the methods chosen in ``params`` on the test clips (a table by method)."""
     cfg = EvaluationConfig.from_dict(params)
-    device = _device(cfg.device)
+    device = select_device(cfg.device)
     clips = clip_cache.dataset("test")
     methods = evaluation_methods(tokenizer, proxy_tokenizer, clip_cache.frames, clip_cache.resolution,
                                  reconstruction_params, device)
@@ -144,7 +132,7 @@ def describe_run(clip_cache: ClipCache, video_manifest: pd.DataFrame, tokenizer:
     record = {
         "git": provenance.git_state(),
         "packages": provenance.package_versions(),
-        "runtime": provenance.runtime(str(_device(cfg.device))),
+        "runtime": provenance.runtime(str(select_device(cfg.device))),
         "data": {"clip cache (sha256 of its index: clip ids, shards, offsets, clip checksums)": fingerprint,
                  "video manifest (sha256 of its sorted video_id:sha256 lines)":
                      provenance.manifest_checksum(video_manifest),
@@ -184,7 +172,7 @@ def report_figures(clip_cache: ClipCache, tokenizer: VideoTokenizer, proxy_token
     """Figures of the report as PNG data URIs: reconstructions over time (one shared error scale),
     each training phase's losses, the language books' usage."""
     cfg = EvaluationConfig.from_dict(params)
-    device = _device(cfg.device)
+    device = select_device(cfg.device)
     clips = clip_cache.dataset("test")
     n = min(cfg.figure_clips, len(clips))
     picks = [round(i * (len(clips) - 1) / max(n - 1, 1)) for i in range(n)]
@@ -229,7 +217,7 @@ def report_figures(clip_cache: ClipCache, tokenizer: VideoTokenizer, proxy_token
 def token_words(clip_cache: ClipCache, tokenizer: VideoTokenizer, params: dict) -> list[dict]:
     """The words of ``word_clips`` test clips (evenly spread over the test set), with a thumbnail."""
     cfg = EvaluationConfig.from_dict(params)
-    tokenizer.to(_device(cfg.device)).eval()
+    tokenizer.to(select_device(cfg.device)).eval()
     clips = clip_cache.dataset("test")
     n = min(cfg.word_clips, len(clips))
     out = []
@@ -257,7 +245,7 @@ def image_section(image_metrics: pd.DataFrame, image_cache: ImageCache, tokenize
     come from the ``image_finetune`` pipeline.
     """
     cfg = EvaluationConfig.from_dict(params)
-    device = _device(cfg.device)
+    device = select_device(cfg.device)
     heldout = image_cache.dataset("test")
     origins = [str(o) for o in heldout.index["origin"]]
     picks = pick_examples(origins, cfg.figure_images)

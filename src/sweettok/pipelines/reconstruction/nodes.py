@@ -54,7 +54,7 @@ def tokenizer_methods(sweettok: VideoTokenizer, proxy: ProxyTokenizer, frames: i
     return methods, tokens, bits
 
 
-def _methods(sweettok: VideoTokenizer, proxy: ProxyTokenizer, frames: int, res: int, params: dict):
+def reconstruction_methods(sweettok: VideoTokenizer, proxy: ProxyTokenizer, frames: int, res: int, params: dict):
     """Main methods (tokenizers, trivial baselines, equal-bits rows), budget-only thumbnails, tokens, bits."""
     channels = sweettok.cfg.in_channels
     methods, tokens, bits = tokenizer_methods(sweettok, proxy, frames, res)
@@ -76,7 +76,7 @@ def evaluate_reconstruction(clip_cache: ClipCache, tokenizer: VideoTokenizer, pr
     trivial baselines and the equal-bits baselines; a figure of a few reconstructions; the
     bits-per-clip table with its plot."""
     clips = clip_cache.dataset("test")
-    methods, thumbs, tokens, bits = _methods(tokenizer, proxy_tokenizer, clip_cache.frames, clip_cache.resolution,
+    methods, thumbs, tokens, bits = reconstruction_methods(tokenizer, proxy_tokenizer, clip_cache.frames, clip_cache.resolution,
                                              params)
     scores = score_reconstructions({**methods, **thumbs}, clips, tokens, bits, batch_size=params.get("batch_size", 8))
     table = scores[scores["method"].isin(list(methods))].reset_index(drop=True)
