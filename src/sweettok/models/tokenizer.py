@@ -13,7 +13,7 @@ pipeline): one frame, spatial tokens only. It is a model of its own kind
 spatial path. Loading either checkpoint as the other kind fails by its ``kind``.
 
 Exported models: :func:`save_model` writes any of the project's models (``ProxyTokenizer``,
-``SweetTok``, ``VideoTokenizer``, ``ImageTokenizer``) as one self-contained checkpoint directory in the format of
+``SweetTok``, ``VideoTokenizer``, ``ImageTokenizer``, and the token LM ``TokenLM``) as one self-contained checkpoint directory in the format of
 :mod:`sweettok.models.checkpoint` (``config.json`` naming its ``kind``, ``model.safetensors``
 with the evaluation weights, and for models on a language codebook ``prior.safetensors`` +
 ``prior.json``), and :func:`load_model` rebuilds it strictly. :func:`load_model` also reads a
@@ -35,6 +35,7 @@ from sweettok.models.checkpoint import (EMA_FILE, MODEL_FILE, CheckpointError, l
                                         load_state_file, read_checkpoint_config, write_checkpoint)
 from sweettok.models.codebook_prior import CodebookPrior
 from sweettok.models.config import SweetTokConfig
+from sweettok.models.lm import TokenLM, TokenLMConfig
 from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
 from sweettok.models.sweettok import SweetTok
 
@@ -261,7 +262,7 @@ class ImageTokenizer(_PixelTokenizer):
 
 
 # ---------------------------------------------------------------------- exported models
-KINDS = ("proxy_tokenizer", "sweettok", "sweettok_pixel", "sweettok_image")
+KINDS = ("proxy_tokenizer", "sweettok", "sweettok_pixel", "sweettok_image", "token_lm")
 _KIND_WORDS = {"sweettok_pixel": " (a video tokenizer)", "sweettok_image": " (an image tokenizer, one frame only)"}
 
 
@@ -275,6 +276,8 @@ def describe_model(model: nn.Module) -> tuple[dict[str, Any], CodebookPrior | No
         return {"kind": "sweettok", **model.cfg.to_dict()}, model.prior
     if isinstance(model, ProxyTokenizer):
         return {"kind": "proxy_tokenizer", **model.cfg.to_dict()}, None
+    if isinstance(model, TokenLM):
+        return {"kind": "token_lm", **model.cfg.to_dict()}, None
     raise TypeError(f"cannot export a {type(model).__name__}: not one of the project's models")
 
 
@@ -283,8 +286,10 @@ def _build(config: Mapping[str, Any], prior: CodebookPrior | None, where: Path) 
     kind = config.pop("kind", None)
     if kind not in KINDS:
         raise CheckpointError(f"{where}: model kind {kind!r} is not one of {KINDS}")
-    if kind == "proxy_tokenizer":
+    if kind in ("proxy_tokenizer", "token_lm"):
         try:
+            if kind == "token_lm":
+                return TokenLM(TokenLMConfig.from_dict(config))
             return ProxyTokenizer(ProxyTokenizerConfig.from_dict(config))
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{where}/config.json: its model configuration does not fit this code ({exc})") \

@@ -310,6 +310,8 @@ def train(
     extra_parts: Mapping[str, TrainPart] | None = None,
     provenance: Mapping[str, Any] | None = None,
     collate_fn: Callable | None = None,
+    evaluate: Callable[[int], Mapping[str, float]] | None = None,
+    evaluate_every: int | None = None,
 ) -> TrainResult:
     """Train ``model`` (and any ``extra_parts``) for ``cfg.total_steps`` optimiser steps.
 
@@ -329,6 +331,9 @@ def train(
         extra_parts: more trained modules by name (e.g. ``{"discriminator": TrainPart(...)}``),
             saved as ``<name>.safetensors`` with their optimiser state.
         provenance: JSON-able record of inputs (data checksums, parameters hash, code version).
+        evaluate: ``evaluate(steps_done) -> {name: value}`` (a validation loss), called on every
+            rank every ``evaluate_every`` optimiser steps and after the last one; its values go
+            into the next CSV row as they are (not averaged over the log window).
 
     Returns:
         ``TrainResult`` with the last step, checkpoint and log paths.
@@ -459,6 +464,9 @@ def train(
         dynamic_ncols=True,
         mininterval=1.0,
     )
+    if evaluate is not None and (not isinstance(evaluate_every, int) or evaluate_every < 1):
+        raise ValueError(f"evaluate_every must be an integer >= 1 with an evaluate function, got {evaluate_every!r}")
+    evaluated: dict[str, float] = {}
     epoch = start_step * cfg.grad_accum_steps // per_epoch
     threads_before = torch.get_num_threads()
     governor = governor_for(cfg.threads, device)
@@ -542,8 +550,14 @@ def train(
             window[k] = window.get(k, 0.0) + v
         window_steps += 1
         done = step + 1
+        if evaluate is not None and (done % evaluate_every == 0 or done == cfg.total_steps):
+            began = time.perf_counter()
+            evaluated.update({k: float(v) for k, v in evaluate(done).items()})
+            window_start += time.perf_counter() - began  # step timings leave evaluation out
         if done % cfg.log_every == 0 or done == cfg.total_steps:
             means = _reduce_means({k: v / window_steps for k, v in window.items()}, device, world)
+            means.update(evaluated)
+            evaluated = {}
             elapsed = time.perf_counter() - window_start
             means["time/sec_per_step"] = elapsed / window_steps
             means["time/samples_per_sec"] = (

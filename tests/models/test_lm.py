@@ -1,0 +1,166 @@
+"""The token LM: vocabulary layout, KV cache, sampling controls, loss, baselines, checkpoint."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sweettok.models.lm import (LMVocabulary, SamplingConfig, TokenLM, TokenLMConfig, generate, logits_loss,
+                                sequence_nll)
+from sweettok.models.tokenizer import load_model, save_model
+from sweettok.training.lm_training import unigram_baselines
+from sweettok.typed_params import ParamError
+
+SMALL = dict(n_adj=6, n_noun=9, n_adv=5, n_verb=7, topk=2, spatial_tokens=3, temporal_tokens=4, classes=4,
+             width=32, depth=2, heads=4)
+
+
+def _model(seed: int = 0, **over) -> TokenLM:
+    torch.manual_seed(seed)
+    return TokenLM(TokenLMConfig(**{**SMALL, **over})).eval()
+
+
+def test_vocabulary_layout():
+    v = LMVocabulary(TokenLMConfig(**SMALL))
+    assert (v.words, v.null_class, v.sep, v.size) == (27, 31, 32, 33)
+    assert (v.spatial_ids, v.temporal_ids, v.sequence_length, v.block_size, v.sep_position) == (9, 12, 23, 22, 10)
+    ranges = v.position_ranges()
+    assert ranges[0] == (27, 32)                               # a class or the null class
+    assert ranges[1:4] == [(0, 6), (0, 6), (6, 15)]            # adjective, adjective, noun
+    assert ranges[10] == (32, 33)                              # the separator
+    assert ranges[11:14] == [(15, 20), (15, 20), (20, 27)]     # adverb, adverb, verb
+    ids = torch.tensor([[0, 1, 6, 2, 3, 7, 4, 5, 14] + [15, 16, 20] * 4])
+    seq = v.to_sequence(ids, torch.tensor([2]))
+    assert seq[0, 0] == 29 and seq[0, 10] == 32 and seq.shape == (1, 23)
+    assert v.legal_mask()[torch.arange(23), seq[0]].all()
+    assert torch.equal(v.to_ids(seq), ids)
+    with pytest.raises(ValueError, match="ids must be in"):
+        v.to_sequence(ids + 30, torch.tensor([0]))
+    with pytest.raises(ValueError, match="class labels"):
+        v.to_sequence(ids, torch.tensor([4]))
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ParamError, match="heads"):
+        TokenLMConfig(**{**SMALL, "heads": 5})
+    with pytest.raises(ParamError, match="top_p"):
+        SamplingConfig(top_p=1.5)
+
+
+def test_cached_logits_equal_full_forward():
+    model = _model()
+    seq = torch.randint(0, 6, (3, model.vocab.block_size))
+    full = model(seq)
+    cache = model.new_cache(3)
+    steps = [model(seq[:, :5], cache)] + [model(seq[:, t : t + 1], cache) for t in range(5, seq.shape[1])]
+    cached = torch.cat(steps, dim=1)
+    assert cache.length == model.vocab.block_size
+    assert (cached - full).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="block size"):
+        model(seq[:, :1], cache)
+
+
+@pytest.mark.parametrize("guidance", [1.0, 3.0])
+def test_kv_cache_gives_the_same_tokens(guidance):
+    model = _model(1)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    runs = []
+    for use_cache in (True, False):
+        cfg = SamplingConfig(top_k=5, top_p=0.9, temperature=1.3, guidance_scale=guidance, use_cache=use_cache,
+                             batch_size=4)
+        runs.append(generate(model, labels, cfg, torch.Generator().manual_seed(7)))
+    assert torch.equal(runs[0], runs[1])
+    # and another seed draws other tokens (the draw is random, not fixed by the model)
+    other = generate(model, labels, SamplingConfig(top_k=5, top_p=0.9, temperature=1.3, guidance_scale=guidance),
+                     torch.Generator().manual_seed(8))
+    assert not torch.equal(runs[0], other)
+
+
+def test_samples_are_legal_and_greedy_is_argmax():
+    model = _model(2)
+    v = model.vocab
+    ids = generate(model, torch.arange(4), SamplingConfig(temperature=2.0), torch.Generator().manual_seed(0))
+    seq = v.to_sequence(ids, torch.arange(4))
+    assert v.legal_mask()[torch.arange(v.sequence_length)[None, :], seq].all()
+    greedy = generate(model, torch.tensor([1]), SamplingConfig(top_k=1), torch.Generator().manual_seed(0))
+    seq = v.to_sequence(greedy, torch.tensor([1]))
+    logp = model.masked_log_probs(model(seq[:, :-1]))
+    scored = v.scored_positions()
+    assert torch.equal(logp.argmax(-1)[0, scored], seq[0, 1:][scored])
+
+
+def test_guidance_zero_ignores_the_class():
+    model = _model(3)
+    # make the class token matter a lot, so that a conditional sampler would differ by class
+    with torch.no_grad():
+        model.token_embed.weight[model.vocab.words : model.vocab.null_class] *= 50
+    a = generate(model, torch.zeros(3, dtype=torch.long), SamplingConfig(guidance_scale=0.0),
+                 torch.Generator().manual_seed(4))
+    b = generate(model, torch.full((3,), 2), SamplingConfig(guidance_scale=0.0), torch.Generator().manual_seed(4))
+    c = generate(model, torch.full((3,), 2), SamplingConfig(guidance_scale=1.0), torch.Generator().manual_seed(4))
+    assert torch.equal(a, b)
+    assert not torch.equal(b, c)
+
+
+def test_top_p_keeps_the_nucleus():
+    from sweettok.models.lm import _filter
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = torch.isfinite(_filter(logits, 0, 0.7))
+    assert kept.tolist() == [[True, True, False, False]]
+    kept = torch.isfinite(_filter(logits, 0, 0.85))
+    assert kept.tolist() == [[True, True, True, False]]
+    assert torch.isfinite(_filter(logits, 2, 1.0)).sum() == 2
+
+
+def test_loss_is_cross_entropy_within_the_part_of_speech():
+    model = _model(4)
+    v = model.vocab
+    ids = generate(model, torch.arange(4), SamplingConfig(), torch.Generator().manual_seed(1))
+    seq = v.to_sequence(ids, torch.arange(4))
+    logits = model(seq[:, :-1])
+    _, nll = logits_loss(model, logits, seq, 0.0)
+    # reference: per position, cross-entropy over the legal slice only
+    total, count = 0.0, 0
+    ranges = v.position_ranges()
+    for p in range(1, v.sequence_length):
+        lo, hi = ranges[p]
+        if hi - lo == 1:
+            continue
+        total += F.cross_entropy(logits[:, p - 1, lo:hi], seq[:, p] - lo, reduction="sum").item()
+        count += seq.shape[0]
+    assert nll.item() == pytest.approx(total / count, rel=1e-5)
+    smoothed, nll2 = sequence_nll(model, seq, 0.1)
+    assert math.isfinite(smoothed.item()) and nll2.item() == pytest.approx(nll.item(), rel=1e-6)
+    assert smoothed.item() > nll.item() - 1.0
+
+
+def test_unigram_baselines_match_hand_counts():
+    v = LMVocabulary(TokenLMConfig(**SMALL))
+    rng = np.random.default_rng(0)
+    ranges = v.position_ranges()
+    clip = ranges[1 : v.sep_position] + ranges[v.sep_position + 1 :]
+    train = np.stack([[rng.integers(lo, hi) for lo, hi in clip] for _ in range(50)])
+    val = np.stack([[rng.integers(lo, hi) for lo, hi in clip] for _ in range(20)])
+    got = unigram_baselines(train, val, v, alphas=(1.0,))
+    counts = np.bincount(train.ravel(), minlength=v.words) + 1.0
+    assert got["unigram_loss"] == pytest.approx(-np.log(counts[val] / counts.sum()).mean())
+    # within the part of speech: renormalised over the position's range
+    slot = np.mean([[-np.log(counts[val[i, j]] / counts[lo:hi].sum()) for j, (lo, hi) in enumerate(clip)]
+                    for i in range(len(val))])
+    assert got["slot_unigram_loss"] == pytest.approx(slot)
+    assert got["position_unigram_loss"] >= got["slot_unigram_loss"] - 0.2  # uniform data: no position signal
+    assert got["slot_unigram_loss"] < got["unigram_loss"]
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = _model(5)
+    save_model(model, tmp_path / "lm")
+    loaded = load_model(tmp_path / "lm", kind="token_lm")
+    seq = torch.randint(0, 6, (2, 10))
+    assert torch.equal(loaded(seq), model(seq))
+    assert loaded.cfg == model.cfg
