@@ -419,6 +419,43 @@ def bench_i3d(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(
+    "bench lm",
+    help="seconds to sample token sequences with and without the LM's KV cache, side by side -> JSON",
+    args=[
+        arg("--checkpoint", default="data/06_models/token_lm", help="a token_lm model directory (the lm pipeline's)"),
+        arg("--env", default="base", help="configuration environment whose lm.sampling settings to use"),
+        arg("--batch-sizes", type=int, nargs="+", default=[1, 8], help="sequences sampled together"),
+        arg("--repeats", type=int, default=3, help="timed rounds per batch size (the median is reported)"),
+        arg("--device", default="cpu", help="cpu, cuda, cuda:N or auto"),
+        arg("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)"),
+        arg("--out", default="data/08_reporting/bench_lm.json", help="JSON output path"),
+    ],
+)
+def bench_lm(args: argparse.Namespace) -> int:
+    from sweettok.models.bench_lm import run_lm_benchmark
+    from sweettok.models.lm import SamplingConfig
+    from sweettok.models.tokenizer import load_model
+    from sweettok.training.distributed import select_device
+
+    if not Path(args.checkpoint, "config.json").is_file():
+        raise SystemExit(f"{args.checkpoint}: no token LM here; train one with `kedro run --pipelines lm`")
+    model = load_model(args.checkpoint, kind="token_lm").to(select_device(args.device))
+    sampling = SamplingConfig.from_dict(load_params(args.env).get("lm", {}).get("sampling", {}))
+    report = run_lm_benchmark(model, sampling, args.batch_sizes, repeats=args.repeats, threads=args.threads)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"token LM sampling on {report['device']}, {report['torch_threads']} torch threads, "
+          f"{report['sequence_length']}-token sequences, load average {report['load_average_1m']['before']:.1f}:")
+    for r in report["rows"]:
+        print(f"  batch {r['batch']:3d}: {r['seconds_with_cache']:.2f} s with the KV cache, "
+              f"{r['seconds_without_cache']:.2f} s without: {r['speedup']:.1f}x "
+              f"(same tokens: {r['same_tokens']})")
+    print(f"wrote {out}")
+    return 0
+
+
 # Kedro imports `<package>.cli` and merges its click group `cli` into the `kedro` command.
 # The project's own commands live in the `sweettok` command above, so this group is empty.
 @click.group(name="sweettok-kedro")

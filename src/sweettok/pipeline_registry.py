@@ -14,7 +14,7 @@ import importlib
 from kedro.pipeline import Pipeline
 
 PIPELINES = ("ingest", "patchify", "codebook", "proxy", "tokenizer_phase1", "tokenizer_phase2", "reconstruction",
-             "image_finetune", "evaluation")
+             "image_finetune", "lm", "semantics", "evaluation")
 
 COMPOSITES = {
     # raw videos to a trained tokenizer and its reconstruction metrics

@@ -7,6 +7,7 @@ column is an error that names it.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.pandas import Check, Column, DataFrameSchema
@@ -301,6 +302,53 @@ ImageMetricsSchema = DataFrameSchema(
 )
 
 
+def _ids_well_formed(ids: pd.Series) -> bool:
+    """Every cell a non-empty 1-D array of non-negative integers, all of one length."""
+    lengths = set()
+    for cell in ids:
+        arr = np.asarray(cell)
+        if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu" or arr.min() < 0:
+            return False
+        lengths.add(arr.size)
+    return len(lengths) <= 1
+
+
+# The id table (sweettok.data.token_ids): one row per cached clip with its tokenizer ids
+TokenIdsSchema = DataFrameSchema(
+    {
+        "clip_id": Column(str, _nonempty, unique=True),
+        "video_id": Column(str, _nonempty),
+        "label": Column(str, _nonempty),
+        "label_index": Column(int, Check.ge(0)),
+        "split": Column(str, Check.isin(SPLITS)),
+        # sha256 of the tokenizer's weights file: ids mean nothing to another tokenizer
+        "tokenizer": Column(str, Check.str_matches(r"^[0-9a-f]{64}$")),
+        "ids": Column(object, Check(_ids_well_formed, element_wise=False,
+                                    error="ids: each a non-empty 1-D array of non-negative integers, one length")),
+    },
+    strict=True,
+    ordered=True,
+    checks=[Check(lambda df: df["tokenizer"].nunique() <= 1, error="one tokenizer per id table")],
+    name="token_ids",
+)
+
+
+# Clips sampled by the token LM (the lm pipeline): one row per sample, ids in the tokenizer's layout
+GeneratedIdsSchema = DataFrameSchema(
+    {
+        "sample_id": Column(str, Check.str_matches(r"^sample_\d{5,}$"), unique=True),
+        "label": Column(str, _nonempty),
+        "label_index": Column(int, Check.ge(0)),
+        "tokenizer": Column(str, Check.str_matches(r"^[0-9a-f]{64}$")),
+        "ids": Column(object, Check(_ids_well_formed, element_wise=False,
+                                    error="ids: each a non-empty 1-D array of non-negative integers, one length")),
+    },
+    strict=True,
+    ordered=True,
+    name="generated_ids",
+)
+
+
 CodebookWordsSchema = DataFrameSchema(
     {
         "word": Column(str, _nonempty),
@@ -320,6 +368,87 @@ CodebookWordsSchema = DataFrameSchema(
     name="codebook_words",
 )
 
+# The semantics pipeline (sweettok.report.words, sweettok.metrics.fewshot): the words of every token of
+# the test clips, each class's distinctive words, and few-shot recognition from the words
+WORD_VIEWS = ("spatial", "temporal")
+_VIEW_POS = {"spatial": ("ADJ", "NOUN"), "temporal": ("ADV", "VERB")}
+FEWSHOT_VIEWS = ("spatial", "temporal", "both")
+FEWSHOT_LEARNERS = ("nearest_centroid",)
+
+TokenWordsSchema = DataFrameSchema(
+    {
+        "clip_id": Column(str, _nonempty),
+        "label": Column(str, _nonempty),
+        "view": Column(str, Check.isin(list(WORD_VIEWS))),
+        # index of the token within its view: spatial query j, or temporal token j (cell j // q, query j % q)
+        "token": Column(int, Check.ge(0)),
+        # the token's topk modifier words (adjectives / adverbs), nearest first, space-separated
+        "modifiers": Column(str, Check.str_matches(r"^(\S+( \S+)*)?$")),
+        # the noun (spatial) or verb (temporal)
+        "head": Column(str, Check.str_matches(r"^\S+$")),
+        "phrase": Column(str, _nonempty),
+    },
+    strict=True,
+    coerce=True,
+    unique=["clip_id", "view", "token"],
+    checks=[Check(lambda df: (df["phrase"] == (df["modifiers"] + " " + df["head"]).str.strip()).all(),
+                  error="phrase is the modifiers then the head")],
+    name="token_words",
+)
+"""One row per (clip, latent token) of :func:`sweettok.report.words.words_table`."""
+
+ClassWordsSchema = DataFrameSchema(
+    {
+        "label": Column(str, _nonempty),
+        "view": Column(str, Check.isin(list(WORD_VIEWS))),
+        "pos": Column(str, Check.isin(["ADJ", "NOUN", "ADV", "VERB"])),
+        "word": Column(str, Check.str_matches(r"^\S+$")),
+        # occurrences of the word (as this part of speech) in the class's tokens
+        "count": Column(int, Check.ge(1)),
+        # count / all words of this part of speech in the class's tokens
+        "share": Column(float, Check.in_range(0.0, 1.0, include_min=False)),
+        # share in the class / share over all classes (> 1: more frequent in this class)
+        "lift": Column(float, Check.gt(0.0)),
+    },
+    strict=True,
+    coerce=True,
+    unique=["label", "view", "pos", "word"],
+    checks=[Check(lambda df: all(p in _VIEW_POS[v] for v, p in zip(df["view"], df["pos"])),
+                  error="adjectives and nouns are spatial, adverbs and verbs temporal")],
+    name="class_words",
+)
+"""The distinctive words of each class (:func:`sweettok.report.words.class_words`)."""
+
+
+FewShotSchema = DataFrameSchema(
+    {
+        "view": Column(str, Check.isin(list(FEWSHOT_VIEWS))),
+        "ways": Column(int, Check.ge(2)),
+        "shots": Column(int, Check.ge(1)),
+        "queries": Column(int, Check.ge(1)),
+        "episodes": Column(int, Check.ge(1)),
+        # mean over episodes of the fraction of queries labelled correctly, and its confidence interval
+        "accuracy": Column(float, Check.in_range(0.0, 1.0)),
+        "ci_low": Column(float, Check.in_range(0.0, 1.0)),
+        "ci_high": Column(float, Check.in_range(0.0, 1.0)),
+        # accuracy of guessing: 1 / ways
+        "chance": Column(float, Check.in_range(0.0, 0.5)),
+        "learner": Column(str, Check.isin(list(FEWSHOT_LEARNERS))),
+    },
+    strict=True,
+    coerce=True,
+    unique=["view", "ways", "shots"],
+    checks=[
+        Check(lambda df: ((df["ci_low"] <= df["accuracy"]) & (df["accuracy"] <= df["ci_high"])).all(),
+              error="ci_low <= accuracy <= ci_high"),
+        Check(lambda df: np.allclose(df["chance"] * df["ways"], 1.0), error="chance is 1 / ways"),
+    ],
+    name="fewshot_metrics",
+)
+"""One row per (view, ways, shots) of :func:`sweettok.metrics.fewshot.run_fewshot`."""
+
+
+
 SCHEMAS: dict[str, pa.DataFrameSchema] = {
     "video_manifest": VideoManifestSchema,
     "video_rejects": VideoRejectsSchema,
@@ -332,4 +461,9 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     "evaluation_metrics": EvaluationMetricsSchema,
     "image_index": ImageIndexSchema,
     "image_metrics": ImageMetricsSchema,
+    "token_ids": TokenIdsSchema,
+    "generated_ids": GeneratedIdsSchema,
+    "token_words": TokenWordsSchema,
+    "class_words": ClassWordsSchema,
+    "fewshot": FewShotSchema,
 }

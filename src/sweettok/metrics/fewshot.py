@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandera.pandas import Check, Column, DataFrameSchema
 
+from sweettok.data.token_ids import id_matrix as ids_matrix
+from sweettok.schemas import FEWSHOT_LEARNERS, FEWSHOT_VIEWS, FewShotSchema
 from sweettok.typed_params import FieldChecks, from_mapping
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,10 @@ __all__ = [
     "run_fewshot", "select_split", "view_slice", "write_prompts",
 ]
 
-VIEWS = ("spatial", "temporal", "both")
+VIEWS = FEWSHOT_VIEWS
 """Which ids of a clip a feature counts: the spatial tokens', the temporal tokens', or all."""
 
-LEARNER = "nearest_centroid"
+LEARNER = FEWSHOT_LEARNERS[0]
 
 ID_TABLE_COLUMNS = ["clip_id", "video_id", "label", "label_index", "split", "ids"]
 """Columns of the id table the functions here read (more columns are ignored)."""
@@ -72,22 +73,6 @@ def select_split(table: pd.DataFrame, split: str) -> pd.DataFrame:
         raise ValueError(f"id table lacks columns {missing} (has {list(table.columns)})")
     rows = table if split == "all" else table[table["split"] == split]
     return rows.reset_index(drop=True)
-
-
-def ids_matrix(table: pd.DataFrame) -> np.ndarray:
-    """The ``ids`` column stacked: ``(N, L)`` int64; every row must hold the same number of ids.
-
-    An empty table gives ``(0, 0)``.
-    """
-    cells = [np.asarray(cell) for cell in table["ids"]]
-    if not cells:
-        return np.zeros((0, 0), dtype=np.int64)
-    length = cells[0].shape
-    for clip_id, cell in zip(table["clip_id"], cells):
-        if cell.ndim != 1 or cell.shape != length or not np.issubdtype(cell.dtype, np.integer):
-            raise ValueError(f"every clip's ids must be a 1-D integer array of the same length; clip {clip_id!r} "
-                             f"has shape {cell.shape} and dtype {cell.dtype} (the first clip: shape {length})")
-    return np.stack(cells).astype(np.int64, copy=False)
 
 
 def view_slice(view: str, spatial_ids: int) -> slice:
@@ -408,34 +393,6 @@ def write_prompts(prompts: Sequence[str], path: str | Path) -> Path:
 
 
 # ---------------------------------------------------------------------------- the evaluation
-FewShotSchema = DataFrameSchema(
-    {
-        "view": Column(str, Check.isin(list(VIEWS))),
-        "ways": Column(int, Check.ge(2)),
-        "shots": Column(int, Check.ge(1)),
-        "queries": Column(int, Check.ge(1)),
-        "episodes": Column(int, Check.ge(1)),
-        # mean over episodes of the fraction of queries labelled correctly, and its confidence interval
-        "accuracy": Column(float, Check.in_range(0.0, 1.0)),
-        "ci_low": Column(float, Check.in_range(0.0, 1.0)),
-        "ci_high": Column(float, Check.in_range(0.0, 1.0)),
-        # accuracy of guessing: 1 / ways
-        "chance": Column(float, Check.in_range(0.0, 0.5)),
-        "learner": Column(str, Check.isin([LEARNER])),
-    },
-    strict=True,
-    coerce=True,
-    unique=["view", "ways", "shots"],
-    checks=[
-        Check(lambda df: ((df["ci_low"] <= df["accuracy"]) & (df["accuracy"] <= df["ci_high"])).all(),
-              error="ci_low <= accuracy <= ci_high"),
-        Check(lambda df: np.allclose(df["chance"] * df["ways"], 1.0), error="chance is 1 / ways"),
-    ],
-    name="fewshot_metrics",
-)
-"""One row per (view, ways, shots) of :func:`run_fewshot`."""
-
-
 @dataclass(frozen=True)
 class FewShotResult:
     """What :func:`run_fewshot` gives.

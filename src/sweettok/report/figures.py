@@ -213,3 +213,36 @@ def book_usage(logs: Mapping[str, tuple[Sequence[str], Sequence[Mapping[str, str
                 ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
+
+
+def fewshot_figure(table) -> Figure:
+    """Few-shot accuracy per setting (``ways``-way ``shots``-shot) and view, with confidence
+    intervals as error bars and chance as a dashed line (``table``: the ``fewshot`` table)."""
+    settings = list(dict.fromkeys(zip(table["ways"], table["shots"])))
+    views = list(dict.fromkeys(table["view"]))
+    fig = new_figure(1.2 + 1.5 * max(len(settings), 1), 3.2)
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(views), 1)
+    colours = {"spatial": "#4c72b0", "temporal": "#dd8452", "both": "#55a868"}
+    for k, view in enumerate(views):
+        rows = table[table["view"] == view].set_index(["ways", "shots"])
+        xs, acc, err = [], [], [[], []]
+        for i, key in enumerate(settings):
+            if key in rows.index:
+                row = rows.loc[key]
+                xs.append(i + (k - (len(views) - 1) / 2) * width)
+                acc.append(row["accuracy"])
+                err[0].append(row["accuracy"] - row["ci_low"])
+                err[1].append(row["ci_high"] - row["accuracy"])
+        ax.bar(xs, acc, width * 0.95, yerr=err, capsize=3, label=f"{view} words", color=colours.get(view))
+    for i, (ways, _) in enumerate(settings):
+        ax.hlines(1.0 / ways, i - 0.45, i + 0.45, colors="black", linestyles="dashed", linewidth=1,
+                  label="chance" if i == 0 else None)
+    ax.set_xticks(range(len(settings)), [f"{w}-way {s}-shot" for w, s in settings], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("mean accuracy (bars: confidence interval)")
+    episodes = int(table["episodes"].iloc[0]) if len(table) else 0
+    ax.set_title(f"few-shot recognition from token words ({episodes} episodes each)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig

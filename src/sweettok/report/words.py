@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
-from pandera.pandas import Check, Column, DataFrameSchema
 
 from sweettok.metrics.fewshot import ids_matrix, select_split
 from sweettok.models.tokenizer import VideoTokenizer
 from sweettok.report.figures import new_figure
+from sweettok.schemas import WORD_VIEWS, ClassWordsSchema, TokenWordsSchema  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,6 @@ def clip_words(model: VideoTokenizer, clip: torch.Tensor) -> ClipWords:
 
 
 # ---------------------------------------------------------------------------- the words table
-WORD_VIEWS = ("spatial", "temporal")
 VIEW_POS = {"spatial": ("ADJ", "NOUN"), "temporal": ("ADV", "VERB")}
 """Part of speech of a view's (modifiers, head) words (the id layout of :mod:`sweettok.models.quantizer`)."""
 POS_ORDER = ("ADJ", "NOUN", "ADV", "VERB")
@@ -69,53 +68,6 @@ POS_NAMES = {"ADJ": "adjectives", "NOUN": "nouns", "ADV": "adverbs", "VERB": "ve
 
 TOKEN_WORDS_COLUMNS = ["clip_id", "label", "view", "token", "modifiers", "head", "phrase"]
 CLASS_WORDS_COLUMNS = ["label", "view", "pos", "word", "count", "share", "lift"]
-
-_nonempty = Check.str_length(min_value=1)
-
-TokenWordsSchema = DataFrameSchema(
-    {
-        "clip_id": Column(str, _nonempty),
-        "label": Column(str, _nonempty),
-        "view": Column(str, Check.isin(list(WORD_VIEWS))),
-        # index of the token within its view: spatial query j, or temporal token j (cell j // q, query j % q)
-        "token": Column(int, Check.ge(0)),
-        # the token's topk modifier words (adjectives / adverbs), nearest first, space-separated
-        "modifiers": Column(str, Check.str_matches(r"^(\S+( \S+)*)?$")),
-        # the noun (spatial) or verb (temporal)
-        "head": Column(str, Check.str_matches(r"^\S+$")),
-        "phrase": Column(str, _nonempty),
-    },
-    strict=True,
-    coerce=True,
-    unique=["clip_id", "view", "token"],
-    checks=[Check(lambda df: (df["phrase"] == (df["modifiers"] + " " + df["head"]).str.strip()).all(),
-                  error="phrase is the modifiers then the head")],
-    name="token_words",
-)
-"""One row per (clip, latent token) of :func:`words_table`."""
-
-ClassWordsSchema = DataFrameSchema(
-    {
-        "label": Column(str, _nonempty),
-        "view": Column(str, Check.isin(list(WORD_VIEWS))),
-        "pos": Column(str, Check.isin(list(POS_ORDER))),
-        "word": Column(str, Check.str_matches(r"^\S+$")),
-        # occurrences of the word (as this part of speech) in the class's tokens
-        "count": Column(int, Check.ge(1)),
-        # count / all words of this part of speech in the class's tokens
-        "share": Column(float, Check.in_range(0.0, 1.0, include_min=False)),
-        # share in the class / share over all classes (> 1: more frequent in this class)
-        "lift": Column(float, Check.gt(0.0)),
-    },
-    strict=True,
-    coerce=True,
-    unique=["label", "view", "pos", "word"],
-    checks=[Check(lambda df: all(p in VIEW_POS[v] for v, p in zip(df["view"], df["pos"])),
-                  error="adjectives and nouns are spatial, adverbs and verbs temporal")],
-    name="class_words",
-)
-"""The distinctive words of each class (:func:`class_words`)."""
-
 
 def _check_layout(ids: np.ndarray, id_words: Sequence[tuple[str, str]], spatial_ids: int, ids_per_token: int) -> None:
     """Ids in range, views made of whole tokens, and each position's id of the expected part of speech."""
