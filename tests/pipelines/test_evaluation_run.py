@@ -15,6 +15,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -38,7 +39,11 @@ from sweettok.pipelines.evaluation import create_pipeline
 from sweettok.pipelines.image_finetune.nodes import evaluate_images
 from sweettok.pipelines.reconstruction.nodes import evaluate_reconstruction
 from sweettok.report.html import SECTIONS
-from sweettok.schemas import EvaluationMetricsSchema, ImageMetricsSchema, ReconstructionMetricsSchema
+from sweettok.models.lm import TokenLM, TokenLMConfig
+from sweettok.pipelines.lm.nodes import encode_token_ids, generate_clips
+from sweettok.pipelines.semantics.nodes import read_token_words, recognise_few_shot
+from sweettok.schemas import (EvaluationMetricsSchema, GeneratedIdsSchema, ImageMetricsSchema,
+                              ReconstructionMetricsSchema, TokenIdsSchema)
 from sweettok.training.logs import CSVLogger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,6 +121,27 @@ def evaluated(tmp_path_factory, tiny_dataset):
     image_metrics = ImageMetricsSchema.validate(evaluate_images(image_cache, tokenizer, image_tokenizer,
                                                                 {"evaluation": IMAGE_EVALUATION})[0])
 
+    # the lm and semantics sections' inputs: the real id table and semantics tables of the tiny tokenizer,
+    # samples of an untrained LM, and LM scores with recognisable made-up numbers (the report shows them)
+    token_ids = TokenIdsSchema.validate(encode_token_ids(cache, tokenizer, {"encode": {"device": "cpu"}}))
+    lm_cfg = TokenLMConfig.for_tokenizer(tokenizer.sweettok, FRAMES, 8, width=16, depth=1, heads=2)
+    torch.manual_seed(0)
+    generated_ids = GeneratedIdsSchema.validate(generate_clips(
+        TokenLM(lm_cfg).eval(), tokenizer, cache, token_ids,
+        {"generation": {"samples_per_class": 2, "device": "cpu"}})[0])
+    classes = sorted(set(token_ids["label"]))
+    lm_metrics = {"classes": classes, "val_loss": 1.2345, "val_perplexity": 3.437, "unigram_loss": 4.5678,
+                  "slot_unigram_loss": 3.3, "position_unigram_loss": 3.1, "train_sequences": 8, "val_sequences": 8,
+                  "parameters": 1000, "steps": 5, "samples": 16, "gfvd": 987.6, "gfvd_clips": 16,
+                  "gfvd_real_clips": 8, "gfvd_note": "I3D logits", "generated_class_accuracy": 0.375,
+                  "classifier_real_test_accuracy": 0.5, "generated_class_accuracy_i3d": 0.25,
+                  "i3d_real_leave_one_out_accuracy": 0.125, "chance": 0.125,
+                  "confusion": (np.eye(8, dtype=int) * 2).tolist(), "sampling": {"top_p": 0.95}}
+    semantics = {"words": {"split": "test"},
+                 "fewshot": {"ways": [2], "shots": [1], "queries": 1, "episodes": 10, "split": "all"}}
+    token_words, class_words, _ = read_token_words(token_ids, tokenizer, cache, semantics)
+    fewshot, _, _, fewshot_summary = recognise_few_shot(token_ids, tokenizer, semantics)
+
     # the persisted outputs exactly as conf/base declares them, under tmp
     conf = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
     outputs = {}
@@ -128,11 +154,14 @@ def evaluated(tmp_path_factory, tiny_dataset):
     inputs = {"clip_cache": cache, "tokenizer": tokenizer, "proxy_tokenizer": proxy_tokenizer,
               "reconstruction_metrics": reconstruction, "video_manifest": manifest,
               "image_cache": image_cache, "image_tokenizer": image_tokenizer, "image_metrics": image_metrics,
+              "lm_metrics": lm_metrics, "generated_ids": generated_ids, "fewshot": fewshot,
+              "fewshot_summary": fewshot_summary, "class_words": class_words, "token_words": token_words,
               "params:evaluation": PARAMS, "params:reconstruction": RECONSTRUCTION, "parameters": parameters}
     for name, value in inputs.items():
         catalog[name] = MemoryDataset(value, copy_mode="assign")
     SequentialRunner().run(create_pipeline(), catalog)
     return {"tmp": tmp, "cache": cache, "reconstruction": reconstruction, "image_metrics": image_metrics,
+            "fewshot": fewshot,
             "table": pd.read_csv(tmp / "evaluation_metrics.csv"),
             "json": json.loads((tmp / "metrics.json").read_text()),
             "html": (tmp / "report.html").read_text(encoding="utf-8")}
@@ -187,8 +216,9 @@ def test_report_is_one_self_contained_page(evaluated):
     assert not re.search(r"https?:", html, flags=re.IGNORECASE) and "url(" not in html and "@import" not in html
     assert all(h.startswith("#") for h in re.findall(r'href="([^"]*)"', html))  # links stay on the page
     sources = re.findall(r'src="([^"]*)"', html)
-    # 2 clips over time, 1 figure of held-out images, 3 training phases, book usage, 2 word thumbnails
-    assert len(sources) == 2 + 1 + 3 + 1 + 2 and all(s.startswith("data:image/png;base64,") for s in sources)
+    # 2 clips over time, 1 figure of held-out images, LM samples and confusion, few-shot and words figures,
+    # 3 training phases, book usage, 2 word thumbnails
+    assert len(sources) == 2 + 1 + 2 + 2 + 3 + 1 + 2 and all(s.startswith("data:image/png;base64,") for s in sources)
     for s in sources:
         assert base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "29.27" in html and "0.7766" in html  # the paper's row
@@ -232,6 +262,21 @@ def test_report_lists_the_words_of_test_clips(evaluated):
     first_temporal = " ".join(w for w, _ in words[3 * 4 : 3 * 4 + 3])
     assert f"<span>{first_spatial}</span>" in html and f"<span>{first_temporal}</span>" in html
     assert html.count("spatial tokens</h3>") == 2
+
+
+def test_report_has_the_generation_and_semantics_sections(evaluated):
+    html = evaluated["html"]
+    generation = html.split('<section id="generation">', 1)[1].split("</section>", 1)[0]
+    for shown in ("1.234", "4.568", "987.6", "0.375", "16 / 8"):
+        assert shown in generation, shown
+    assert generation.count('src="data:image/png;base64,') == 2
+    semantics = html.split('<section id="semantics">', 1)[1].split("</section>", 1)[0]
+    fewshot = evaluated["fewshot"]
+    assert len(fewshot) == 3  # one 2-way 1-shot setting, three views
+    for row in fewshot.itertuples():
+        assert f"<td>{row.accuracy:.3f}</td>" in semantics
+        assert f"[{row.ci_low:.3f}, {row.ci_high:.3f}]" in semantics
+    assert "2-way 1-shot:" in semantics and semantics.count('src="data:image/png;base64,') == 2
 
 
 def test_schema_rejects_a_bad_table(evaluated):

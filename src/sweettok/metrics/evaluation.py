@@ -50,6 +50,7 @@ class EvaluationConfig(FieldChecks):
         word_clips: test clips whose token words the report lists.
         figure_images: held-out images of the image set shown in the report's image figure
             (originals, before / after image fine-tuning, difference maps).
+        generation_per_class: LM samples per class in the report's generation figure.
     """
 
     profile: str = "base"
@@ -64,6 +65,7 @@ class EvaluationConfig(FieldChecks):
     figure_frames: int = 5
     word_clips: int = 3
     figure_images: int = 4
+    generation_per_class: int = 2
 
     def __post_init__(self) -> None:
         if not isinstance(self.profile, str) or not self.profile:
@@ -88,6 +90,7 @@ class EvaluationConfig(FieldChecks):
         self._check_int("figure_frames", 2)
         self._check_int("word_clips", 0)
         self._check_int("figure_images", 1)
+        self._check_int("generation_per_class", 1)
 
     @classmethod
     def from_dict(cls, params: Mapping[str, Any], where: str = "evaluation") -> "EvaluationConfig":

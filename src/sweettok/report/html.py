@@ -29,7 +29,8 @@ PAPER_ROWS: list[dict[str, Any]] = [
 """The paper's UCF-101 reconstruction numbers beside which ours are shown (LARP's PSNR / LPIPS
 are reported for LARP, its rFVD for LARP-L)."""
 
-SECTIONS = ("summary", "metrics", "reconstructions", "images", "training", "words", "provenance")
+SECTIONS = ("summary", "metrics", "reconstructions", "images", "generation", "semantics", "training", "words",
+            "provenance")
 """The ``id`` of every section of the page, in order."""
 
 

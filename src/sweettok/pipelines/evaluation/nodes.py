@@ -285,7 +285,8 @@ def _cells(table: pd.DataFrame) -> list[dict]:
 
 
 def build_report(evaluation_metrics: pd.DataFrame, evaluation_context: dict, report_figures: dict,
-                 token_words: list, evaluation_images: dict, params: dict) -> str:
+                 token_words: list, evaluation_images: dict, evaluation_generation: dict, evaluation_semantics: dict,
+                 params: dict) -> str:
     """``report.html``: one self-contained page (figures inline, no external reference)."""
     cfg = EvaluationConfig.from_dict(params)
     fvd_rows = evaluation_metrics.dropna(subset=["fvd"])
@@ -306,5 +307,57 @@ def build_report(evaluation_metrics: pd.DataFrame, evaluation_context: dict, rep
         "profile": evaluation_context["profile"], "dataset": evaluation_context["dataset"],
         "generated": evaluation_context["generated"], "provenance": evaluation_context["provenance"],
         "notes": notes, "table": _cells(evaluation_metrics), "fvd_info": fvd_info, "fid_info": fid_info,
-        "topk": evaluation_context["topk"], "words": token_words, "images": evaluation_images, **report_figures,
+        "topk": evaluation_context["topk"], "words": token_words, "images": evaluation_images,
+        "generation": evaluation_generation, "semantics": evaluation_semantics, **report_figures,
     })
+
+
+def generation_section(lm_metrics: dict, generated_ids: pd.DataFrame, tokenizer: VideoTokenizer,
+                       clip_cache: ClipCache, params: dict) -> dict:
+    """The report's generation section: the LM's losses beside the unigram baselines, gFVD with its
+    counts, class recognition of the samples, a grid of decoded samples and the confusion matrix."""
+    from sweettok.data.token_ids import id_matrix
+    from sweettok.metrics.generation import confusion_figure, confusion_title, decode_ids, sample_grid
+
+    cfg = EvaluationConfig.from_dict(params)
+    device = select_device(cfg.device)
+    classes = list(lm_metrics["classes"])
+    shown = generated_ids.groupby("label_index", sort=True).head(cfg.generation_per_class)
+    clips = decode_ids(tokenizer, id_matrix(shown), clip_cache.frames, cfg.batch_size, device, progress=False)
+    grid = sample_grid(clips, shown["label"].tolist(), cfg.generation_per_class, cfg.figure_frames)
+    confusion = confusion_figure(lm_metrics["confusion"], classes,
+                                 confusion_title(lm_metrics["generated_class_accuracy"], len(classes)))
+    keys = ("val_loss", "val_perplexity", "unigram_loss", "slot_unigram_loss", "position_unigram_loss",
+            "train_sequences", "val_sequences", "parameters", "steps", "samples", "gfvd", "gfvd_clips",
+            "gfvd_real_clips", "gfvd_note", "generated_class_accuracy", "classifier_real_test_accuracy",
+            "generated_class_accuracy_i3d", "i3d_real_leave_one_out_accuracy", "chance")
+    return {"numbers": {k: lm_metrics.get(k) for k in keys}, "sampling": lm_metrics.get("sampling", {}),
+            "grid": figures.png_data_uri(grid), "confusion": figures.png_data_uri(confusion),
+            "classes": len(classes)}
+
+
+def semantics_section(fewshot: pd.DataFrame, fewshot_summary: dict, class_words: pd.DataFrame,
+                      token_words: pd.DataFrame, clip_cache: ClipCache, params: dict) -> dict:
+    """The report's semantics section: few-shot accuracies with intervals (table and figure), the
+    verdict on temporal vs spatial words, each class's most distinctive words, clips beside words."""
+    from sweettok.report.words import words_figure
+
+    cfg = EvaluationConfig.from_dict(params)
+    shown = token_words.drop_duplicates("label")["clip_id"].tolist()[: cfg.word_clips]
+    data = clip_cache.dataset()
+    row_of = {cid: i for i, cid in enumerate(data.index["clip_id"])}
+    frames = {cid: data.read_uint8(row_of[cid]) for cid in shown}
+    top = class_words.sort_values(["label", "view", "pos", "lift"], ascending=[True, True, True, False])
+    top = top.groupby(["label", "view", "pos"], sort=False).head(2)
+    by_class = []
+    for label, rows in top.groupby("label", sort=True):
+        cells = {pos: ", ".join(f"{w} ({n})" for w, n in zip(r["word"], r["count"], strict=True))
+                 for pos, r in rows.groupby("pos")}
+        by_class.append({"label": label, **{pos: cells.get(pos, "") for pos in ("ADJ", "NOUN", "ADV", "VERB")}})
+    table = [{**r, "accuracy": f"{r['accuracy']:.3f}", "ci": f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+              "chance": f"{r['chance']:.3f}"} for r in fewshot.to_dict(orient="records")]
+    return {"fewshot": table, "settings": fewshot_summary.get("settings", []),
+            "skipped": fewshot_summary.get("skipped", []), "split": fewshot_summary.get("split"),
+            "figure": figures.png_data_uri(figures.fewshot_figure(fewshot)),
+            "words_figure": figures.png_data_uri(words_figure(frames, token_words, shown)) if shown else None,
+            "class_words": by_class}

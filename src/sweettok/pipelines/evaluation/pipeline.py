@@ -1,10 +1,12 @@
 """`evaluation`: rFVD and per-frame FID beside the reconstruction scores, the metrics table and the HTML report
-(with the held-out image scores of `image_finetune` and a figure of a few held-out images)."""
+(with the held-out image scores of `image_finetune` and a figure of a few held-out images, the token LM's
+generation scores and samples from `lm`, and few-shot recognition and class words from `semantics`)."""
 
 from kedro.pipeline import Node, Pipeline
 
-from sweettok.pipelines.evaluation.nodes import (assemble_metrics, build_report, describe_run, image_section,
-                                                 report_figures, score_distributions, token_words)
+from sweettok.pipelines.evaluation.nodes import (assemble_metrics, build_report, describe_run, generation_section,
+                                                 image_section, report_figures, score_distributions,
+                                                 semantics_section, token_words)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -23,7 +25,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(token_words, ["clip_cache", "tokenizer", "params:evaluation"], "evaluation_words", name="token_words"),
         Node(image_section, ["image_metrics", "image_cache", "tokenizer", "image_tokenizer", "params:evaluation"],
              "evaluation_images", name="image_section"),
+        Node(generation_section, ["lm_metrics", "generated_ids", "tokenizer", "clip_cache", "params:evaluation"],
+             "evaluation_generation", name="generation_section"),
+        Node(semantics_section, ["fewshot", "fewshot_summary", "class_words", "token_words", "clip_cache",
+                                 "params:evaluation"],
+             "evaluation_semantics", name="semantics_section"),
         Node(build_report, ["evaluation_metrics", "evaluation_context", "evaluation_figures", "evaluation_words",
-                            "evaluation_images", "params:evaluation"],
+                            "evaluation_images", "evaluation_generation", "evaluation_semantics",
+                            "params:evaluation"],
              "evaluation_report", name="build_report"),
     ])
