@@ -164,3 +164,14 @@ def test_checkpoint_round_trip(tmp_path):
     seq = torch.randint(0, 6, (2, 10))
     assert torch.equal(loaded(seq), model(seq))
     assert loaded.cfg == model.cfg
+
+
+def test_binomial_summary():
+    from sweettok.metrics.generation import binomial_summary
+
+    s = binomial_summary(12, 40, 0.1)
+    assert s["accuracy"] == 0.3 and s["ci_low"] < 0.3 < s["ci_high"]
+    assert s["ci_low"] == pytest.approx(0.1807, abs=1e-3) and s["ci_high"] == pytest.approx(0.4543, abs=1e-3)
+    # P(X >= 12) for X ~ Binomial(40, 0.1)
+    assert s["p_value"] == pytest.approx(sum(math.comb(40, k) * 0.1**k * 0.9 ** (40 - k) for k in range(12, 41)))
+    assert binomial_summary(1, 10, 0.1)["p_value"] == pytest.approx(1 - 0.9**10)

@@ -45,7 +45,7 @@ LM = {
                           "threads": 1},
                  "eval_every": 10, "ema_decay": 0.9},
     "sampling": {"top_p": 0.95, "guidance_scale": 2.0},
-    "generation": {"samples_per_class": 1, "grid_per_class": 1, "grid_frames": 3, "batch_size": 8, "device": "cpu"},
+    "generation": {"samples_per_class": 2, "fvd_per_class": 1, "grid_per_class": 1, "grid_frames": 3, "batch_size": 8, "device": "cpu"},
 }
 SEMANTICS = {"words": {"split": "test", "figure_clips": 2},
              "fewshot": {"ways": [2, 4], "shots": [1, 3], "queries": 1, "episodes": 20, "split": "all",
@@ -111,7 +111,12 @@ def test_lm_checkpoint_and_metrics(ran):
     metrics = json.loads((ran["out"] / "lm_metrics.json").read_text())
     for key in ("val_loss", "unigram_loss", "samples", "gfvd", "gfvd_clips", "generated_class_accuracy"):
         assert key in metrics, key
-    assert metrics["samples"] == 8 and metrics["gfvd_clips"] == 8 and metrics["gfvd_real_clips"] == 8
+    # every sample judged by the id classifier; the first of each class in gFVD, against one real clip per class
+    assert metrics["samples"] == 16 and metrics["gfvd_clips"] == 8 and metrics["gfvd_real_clips"] == 8
+    assert metrics["generated_class_accuracy_i3d_clips"] == 8
+    low, high = metrics["generated_class_accuracy_ci"]
+    assert low <= metrics["generated_class_accuracy"] <= high and 0 < metrics["generated_class_p_value"] <= 1
+    assert math.isfinite(metrics["val_loss_null_class"])
     assert math.isfinite(metrics["gfvd"]) and metrics["gfvd"] > 0
     assert 0.0 <= metrics["generated_class_accuracy"] <= 1.0 and metrics["chance"] == pytest.approx(1 / 8)
     # the part-of-speech constraint alone puts the LM below a unigram over every word
@@ -126,9 +131,9 @@ def test_lm_checkpoint_and_metrics(ran):
 
 def test_generated_videos(ran):
     ids = SCHEMAS["generated_ids"].validate(pd.read_parquet(ran["out"] / "generated_ids.parquet"))
-    assert ids["label_index"].tolist() == list(range(8))
+    assert ids["label_index"].tolist() == sorted(list(range(8)) * 2)
     index = ran["catalog"].load("generated_videos")
-    assert len(index) == 8 and index["file"].str.endswith(".mp4").all()
+    assert len(index) == 16 and index["file"].str.endswith(".mp4").all()
     with av.open(index["path"].iloc[0]) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == FRAMES and frames[0].shape == (RES, RES, 3)

@@ -13,6 +13,7 @@ clips, MP4 files (:class:`PendingVideos`) and figures (a sample grid, a confusio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from matplotlib.figure import Figure
 
 from sweettok.typed_params import FieldChecks, from_mapping
 
-__all__ = ["GenerationConfig", "IdClassifier", "PendingVideos", "confusion_figure", "confusion_matrix", "confusion_title", "decode_ids",
+__all__ = ["GenerationConfig", "IdClassifier", "binomial_summary", "PendingVideos", "confusion_figure", "confusion_matrix", "confusion_title", "decode_ids",
            "leave_one_out_centroid_accuracy", "nearest_centroid_accuracy", "sample_grid", "to_uint8_frames"]
 
 
@@ -76,6 +77,22 @@ class IdClassifier:
         return float((self.predict(ids) == np.asarray(labels)).mean()) if len(labels) else float("nan")
 
 
+def binomial_summary(hits: int, n: int, chance: float, confidence: float = 0.95) -> dict[str, float]:
+    """Accuracy ``hits / n`` with its Wilson interval and the one-sided binomial p-value of getting
+    at least ``hits`` right by guessing with probability ``chance``."""
+    from statistics import NormalDist
+
+    if n < 1:
+        return {"accuracy": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan")}
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    tail = sum(math.comb(n, k) * chance**k * (1 - chance) ** (n - k) for k in range(hits, n + 1))
+    return {"accuracy": p, "ci_low": max(0.0, centre - half), "ci_high": min(1.0, centre + half),
+            "p_value": min(1.0, tail)}
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float64)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -120,9 +137,11 @@ class GenerationConfig(FieldChecks):
     """What the ``lm`` pipeline generates and how it is scored (``lm.generation``).
 
     Attributes:
-        samples_per_class: clips drawn per class (gFVD uses all of them).
+        samples_per_class: clips drawn per class (decoded, written, and judged by the id classifier).
+        fvd_per_class: the first this many samples of each class go into gFVD and the I3D check
+            (``None``: all); I3D costs ~0.5 s per clip on a CPU, sampling and the id classifier little.
         real_clips_per_class: real training clips per class on gFVD's real side (``None``: as many
-            as ``samples_per_class``).
+            as the generated side).
         seed: seeds the sampler's generator.
         grid_per_class: samples per class in the PNG grid.
         grid_frames: frames per sample in the grid (evenly spaced).
@@ -131,7 +150,8 @@ class GenerationConfig(FieldChecks):
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
     """
 
-    samples_per_class: int = 4
+    samples_per_class: int = 10
+    fvd_per_class: int | None = 4
     real_clips_per_class: int | None = None
     seed: int = 0
     grid_per_class: int = 2
@@ -145,8 +165,9 @@ class GenerationConfig(FieldChecks):
             self._check_int(name, 1)
         for name in ("seed", "grid_per_class"):
             self._check_int(name, 0)
-        if self.real_clips_per_class is not None:
-            self._check_int("real_clips_per_class", 1)
+        for name in ("fvd_per_class", "real_clips_per_class"):
+            if getattr(self, name) is not None:
+                self._check_int(name, 1)
         self._check_float("fps", 0.0, inclusive=False)
 
     @classmethod

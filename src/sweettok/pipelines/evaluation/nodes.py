@@ -327,11 +327,15 @@ def generation_section(lm_metrics: dict, generated_ids: pd.DataFrame, tokenizer:
     grid = sample_grid(clips, shown["label"].tolist(), cfg.generation_per_class, cfg.figure_frames)
     confusion = confusion_figure(lm_metrics["confusion"], classes,
                                  confusion_title(lm_metrics["generated_class_accuracy"], len(classes)))
-    keys = ("val_loss", "val_perplexity", "unigram_loss", "slot_unigram_loss", "position_unigram_loss",
-            "train_sequences", "val_sequences", "parameters", "steps", "samples", "gfvd", "gfvd_clips",
-            "gfvd_real_clips", "gfvd_note", "generated_class_accuracy", "classifier_real_test_accuracy",
-            "generated_class_accuracy_i3d", "i3d_real_leave_one_out_accuracy", "chance")
-    return {"numbers": {k: lm_metrics.get(k) for k in keys}, "sampling": lm_metrics.get("sampling", {}),
+    keys = ("val_loss", "val_perplexity", "val_loss_null_class", "unigram_loss", "slot_unigram_loss",
+            "position_unigram_loss", "train_sequences", "val_sequences", "parameters", "steps", "samples", "gfvd",
+            "gfvd_clips", "gfvd_real_clips", "gfvd_note", "generated_class_accuracy", "generated_class_p_value",
+            "classifier_real_test_accuracy", "generated_class_accuracy_i3d", "generated_class_accuracy_i3d_clips",
+            "i3d_real_leave_one_out_accuracy", "chance")
+    low, high = lm_metrics.get("generated_class_accuracy_ci") or (None, None)
+    numbers = {k: lm_metrics.get(k) for k in keys}
+    numbers["generated_class_ci"] = f"[{low:.3f}, {high:.3f}]" if low is not None else "-"
+    return {"numbers": numbers, "sampling": lm_metrics.get("sampling", {}),
             "grid": figures.png_data_uri(grid), "confusion": figures.png_data_uri(confusion),
             "classes": len(classes)}
 

@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 
 from sweettok.data.clips import ClipCache
 from sweettok.data.token_ids import encode_id_table, id_matrix, tokenizer_identity
-from sweettok.metrics.generation import (GenerationConfig, IdClassifier, PendingVideos, confusion_figure,
+from sweettok.metrics.generation import (GenerationConfig, IdClassifier, PendingVideos, binomial_summary,
+                                         confusion_figure,
                                          confusion_matrix, confusion_title,
                                          decode_ids, leave_one_out_centroid_accuracy, nearest_centroid_accuracy,
                                          sample_grid)
@@ -89,11 +90,16 @@ def train_token_lm(token_ids: pd.DataFrame, tokenizer: VideoTokenizer, clip_cach
                                "block_size": lm.vocab.block_size, "vocabulary": lm.vocab.size, "classes": classes}
     if len(val_set):
         val = evaluate_nll(lm, val_set.seq)
+        unconditioned = val_set.seq.clone()
+        unconditioned[:, 0] = lm.vocab.null_class
         summary.update({"val_loss": val, "val_perplexity": math.exp(val),
+                        # the same ids without their class: what the class tells the LM, in nats per id
+                        "val_loss_null_class": evaluate_nll(lm, unconditioned),
                         **unigram_baselines(train_ids, val_ids, lm.vocab)})
         log.info("LM validation NLL %.3f nats/id (perplexity %.1f); unigram %.3f, unigram within part of speech "
-                 "%.3f, unigram per position %.3f", val, math.exp(val), summary["unigram_loss"],
-                 summary["slot_unigram_loss"], summary["position_unigram_loss"])
+                 "%.3f, unigram per position %.3f; with the null class instead of the true one %.3f", val, math.exp(val),
+                 summary["unigram_loss"], summary["slot_unigram_loss"], summary["position_unigram_loss"],
+                 summary["val_loss_null_class"])
     return lm, summary
 
 
@@ -155,16 +161,20 @@ def score_generation(generated_ids: pd.DataFrame, token_ids: pd.DataFrame, clip_
     classifier = IdClassifier(n_words, len(classes)).fit(id_matrix(train_rows), train_rows["label_index"].to_numpy())
     real_test_acc = classifier.accuracy(id_matrix(test_rows), test_rows["label_index"].to_numpy())
     pred_ids = classifier.predict(fake_ids)
-    gen_acc = float((pred_ids == fake_labels).mean())
+    recognised = binomial_summary(int((pred_ids == fake_labels).sum()), len(fake_labels), 1.0 / len(classes))
+    gen_acc = recognised["accuracy"]
 
-    per_class = gen.real_clips_per_class or gen.samples_per_class
+    # gFVD and the I3D check on the first fvd_per_class samples of each class
+    scored = (generated_ids.groupby("label_index").cumcount() < (gen.fvd_per_class or len(generated_ids))).to_numpy()
+    scored_ids, scored_labels = fake_ids[scored], fake_labels[scored]
+    per_class = gen.real_clips_per_class or int(pd.Series(scored_labels).value_counts().max())
     real, real_labels = _real_training_clips(clip_cache, per_class, gen.seed)
-    fake = decode_ids(tokenizer, fake_ids, clip_cache.frames, gen.batch_size, device)
+    fake = decode_ids(tokenizer, scored_ids, clip_cache.frames, gen.batch_size, device)
     i3d = load_i3d(device)
     real_emb = i3d_features(real, model=i3d, batch_size=gen.batch_size)
     fake_emb = i3d_features(fake, model=i3d, batch_size=gen.batch_size)
     g = fvd(real_emb, fake_emb)
-    i3d_acc, _ = nearest_centroid_accuracy(real_emb, real_labels, fake_emb, fake_labels)
+    i3d_acc, _ = nearest_centroid_accuracy(real_emb, real_labels, fake_emb, scored_labels)
     i3d_loo = leave_one_out_centroid_accuracy(real_emb, real_labels)
     metrics = {
         **{k: v for k, v in lm_summary.items()},
@@ -176,18 +186,22 @@ def score_generation(generated_ids: pd.DataFrame, token_ids: pd.DataFrame, clip_
                       f"{clip_cache.frames} frames at {clip_cache.resolution}x{clip_cache.resolution} px resized "
                       f"to 224; few clips bias FVD upwards"),
         "generated_class_accuracy": gen_acc,
+        "generated_class_accuracy_ci": [recognised["ci_low"], recognised["ci_high"]],
+        "generated_class_p_value": recognised["p_value"],
         "classifier": "naive Bayes over token positions, fitted on the real training clips' ids",
         "classifier_real_test_accuracy": real_test_acc,
         "generated_class_accuracy_i3d": i3d_acc,
+        "generated_class_accuracy_i3d_clips": int(len(scored_labels)),
         "i3d_real_leave_one_out_accuracy": i3d_loo,
         "chance": 1.0 / len(classes),
         "sampling": {k: getattr(sampling, k) for k in ("temperature", "top_k", "top_p", "guidance_scale",
                                                       "use_cache")},
         "seed": gen.seed,
     }
-    log.info("generated clips: %s; class recognised from ids %.3f (classifier on real test clips %.3f), from I3D "
-             "%.3f (leave-one-out on real clips %.3f); chance %.3f", g, gen_acc, real_test_acc, i3d_acc, i3d_loo,
-             1.0 / len(classes))
+    log.info("generated clips: %s; class recognised from ids %.3f [%.3f, %.3f] of %d (p = %.2g against chance; "
+             "the classifier on real test clips %.3f), from I3D %.3f (leave-one-out on real clips %.3f); chance %.3f",
+             g, gen_acc, recognised["ci_low"], recognised["ci_high"], len(fake_labels), recognised["p_value"],
+             real_test_acc, i3d_acc, i3d_loo, 1.0 / len(classes))
     confusion = confusion_matrix(fake_labels, pred_ids, len(classes))
     metrics["confusion"] = confusion.tolist()  # rows: intended class, columns: recognised from the ids
     figure = confusion_figure(confusion, classes, confusion_title(gen_acc, len(classes)))
