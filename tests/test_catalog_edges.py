@@ -13,15 +13,20 @@ ROOT = Path(__file__).resolve().parents[1]
 HANDOFFS = {
     # dataset: (catalog type, the pipeline writing it, the pipelines reading it)
     "clip_cache": ("sweettok.io.clip_cache_dataset.ClipCacheDataset", "patchify",
-                   {"proxy", "tokenizer_phase1", "tokenizer_phase2", "reconstruction", "image_finetune",
-                    "evaluation"}),
+                   {"proxy", "tokenizer_phase1", "tokenizer_phase2", "reconstruction", "image_finetune", "lm",
+                    "semantics", "evaluation"}),
     "proxy_codes": ("sweettok.io.proxy_codes_dataset.ProxyCodesDataset", "proxy", {"tokenizer_phase1"}),
     "proxy_tokenizer": ("sweettok.io.model_dataset.ModelDataset", "proxy",
                         {"tokenizer_phase1", "tokenizer_phase2", "reconstruction", "evaluation"}),
     "tokenizer_phase1": ("sweettok.io.model_dataset.ModelDataset", "tokenizer_phase1", {"tokenizer_phase2"}),
     "tokenizer": ("sweettok.io.model_dataset.ModelDataset", "tokenizer_phase2",
-                  {"reconstruction", "image_finetune", "evaluation"}),
+                  {"reconstruction", "image_finetune", "lm", "semantics", "evaluation"}),
     "reconstruction_metrics": ("pandas.CSVDataset", "reconstruction", {"evaluation"}),
+    "token_ids": ("pandas.ParquetDataset", "lm", {"semantics"}),
+    "token_lm": ("sweettok.io.model_dataset.ModelDataset", "lm", set()),
+    "lm_metrics": ("json.JSONDataset", "lm", {"evaluation"}),
+    "generated_ids": ("pandas.ParquetDataset", "lm", {"evaluation"}),
+    "fewshot": ("pandas.CSVDataset", "semantics", {"evaluation"}),
     "language_codebook": ("sweettok.io.codebook_dataset.LanguageCodebookDataset", "codebook", {"tokenizer_phase1"}),
 }
 

@@ -124,3 +124,18 @@ def test_conf_gpu_holds_only_known_keys_that_differ(params):
                 restated.append(where)
     assert unknown == [], f"keys that base does not have (typos?): {unknown}"
     assert restated == [], f"keys that restate base's value: {restated}"
+
+
+def test_gpu_lm_builds_and_scales(params):
+    from sweettok.metrics.generation import GenerationConfig
+    from sweettok.models.lm import SamplingConfig
+    from sweettok.training.lm_training import LMTrainingConfig
+
+    base, gpu = (LMTrainingConfig.from_dict(params[e]["lm"]["training"]) for e in ("base", "gpu"))
+    SamplingConfig.from_dict(params["gpu"]["lm"]["sampling"])
+    gen = GenerationConfig.from_dict(params["gpu"]["lm"]["generation"])
+    assert gpu.loop_config.precision == "bf16" and gpu.loop_config.batch_size > base.loop_config.batch_size
+    assert gpu.loop_config.total_steps > base.loop_config.total_steps and gpu.run_dir != base.run_dir
+    # a larger model than base's; the learning rate stays at base's peak (already high for a transformer)
+    assert gpu.model["width"] > base.model["width"] and gpu.optimizer_config.lr == base.optimizer_config.lr
+    assert gen.fvd_per_class is None and gen.samples_per_class > 10
