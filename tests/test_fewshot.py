@@ -237,3 +237,16 @@ def test_config_errors_name_the_key():
         assert info.value.keys == [key]
     with pytest.raises(ParamError, match="did you mean 'prompt_episodes'"):
         FewShotConfig.from_dict({"prompt_episode": 3})
+
+
+def test_verdict_says_chance_first():
+    from sweettok.pipelines.semantics.nodes import _verdict
+
+    acc = {"spatial": 0.076, "temporal": 0.092}
+    low, high = {"spatial": 0.072, "temporal": 0.088}, {"spatial": 0.079, "temporal": 0.095}
+    assert _verdict(acc, low, high, 0.1).startswith("neither spatial (0.076) nor temporal words (0.092)")
+    acc, low, high = {"spatial": 0.2, "temporal": 0.6}, {"spatial": 0.18, "temporal": 0.55}, {"spatial": 0.22,
+                                                                                            "temporal": 0.65}
+    assert _verdict(acc, low, high, 0.2) == "temporal words beat spatial words"
+    low["temporal"], high["spatial"] = 0.21, 0.3
+    assert "not told apart" in _verdict(acc, low, high, 0.2) and _verdict(acc, low, high, 0.2).startswith("temporal")

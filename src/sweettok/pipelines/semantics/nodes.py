@@ -51,6 +51,19 @@ def read_token_words(token_ids: pd.DataFrame, tokenizer: VideoTokenizer, clip_ca
     return words, distinctive, figure
 
 
+def _verdict(acc: dict, low: dict, high: dict, chance: float) -> str:
+    """Temporal against spatial words, saying first whether either is above chance at all."""
+    above = [v for v in ("spatial", "temporal") if low[v] > chance]
+    if not above:
+        return (f"neither spatial ({acc['spatial']:.3f}) nor temporal words ({acc['temporal']:.3f}) recognise the "
+                f"class above chance ({chance:.3f})")
+    if low["temporal"] > high["spatial"]:
+        return "temporal words beat spatial words"
+    if low["spatial"] > high["temporal"]:
+        return "spatial words beat temporal words"
+    return f"{' and '.join(above)} words are above chance; the two are not told apart (intervals overlap)"
+
+
 def recognise_few_shot(token_ids: pd.DataFrame, tokenizer: VideoTokenizer,
                        params: dict) -> tuple[pd.DataFrame, str, Figure, dict]:
     """N-way K-shot accuracy from the words of spatial tokens, temporal tokens and both, with
@@ -69,9 +82,7 @@ def recognise_few_shot(token_ids: pd.DataFrame, tokenizer: VideoTokenizer,
         acc = dict(zip(rows["view"], rows["accuracy"], strict=True))
         low = dict(zip(rows["view"], rows["ci_low"], strict=True))
         high = dict(zip(rows["view"], rows["ci_high"], strict=True))
-        verdict = ("temporal words beat spatial words" if low["temporal"] > high["spatial"] else
-                   "spatial words beat temporal words" if low["spatial"] > high["temporal"] else
-                   "temporal and spatial words are not told apart (intervals overlap)")
+        verdict = _verdict(acc, low, high, 1.0 / ways)
         summary["settings"].append({"ways": int(ways), "shots": int(shots), "verdict": verdict,
                                     **{f"{v}_accuracy": float(a) for v, a in acc.items()}})
         log.info("few-shot %d-way %d-shot: spatial %.3f, temporal %.3f, both %.3f: %s", ways, shots,
