@@ -175,3 +175,14 @@ def test_binomial_summary():
     # P(X >= 12) for X ~ Binomial(40, 0.1)
     assert s["p_value"] == pytest.approx(sum(math.comb(40, k) * 0.1**k * 0.9 ** (40 - k) for k in range(12, 41)))
     assert binomial_summary(1, 10, 0.1)["p_value"] == pytest.approx(1 - 0.9**10)
+
+
+def test_bench_lm_reports_both_paths(tmp_path):
+    from sweettok.models.bench_lm import run_lm_benchmark
+
+    report = run_lm_benchmark(_model(6), SamplingConfig(guidance_scale=2.0), [2], repeats=1)
+    row = report["rows"][0]
+    assert row["batch"] == 2 and row["same_tokens"] is True
+    assert row["seconds_with_cache"] > 0 and row["speedup"] == pytest.approx(
+        row["seconds_without_cache"] / row["seconds_with_cache"])
+    assert report["sequence_length"] == 23
