@@ -30,28 +30,20 @@ from sweettok.data.scan import scan_dataset
 from sweettok.io.model_dataset import ModelDataset
 from sweettok.metrics.image_reconstruction import AFTER, BEFORE
 from sweettok.metrics.reconstruction import frame_ranges
-from sweettok.models.codebook_prior import CodebookPrior
-from sweettok.models.config import SweetTokConfig
-from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
-from sweettok.models.sweettok import SweetTok
-from sweettok.models.tokenizer import ImageTokenizer, VideoTokenizer, save_model
+from sweettok.models.lm import TokenLM, TokenLMConfig
+from sweettok.models.tokenizer import ImageTokenizer, save_model
 from sweettok.pipelines.evaluation import create_pipeline
 from sweettok.pipelines.image_finetune.nodes import evaluate_images
-from sweettok.pipelines.reconstruction.nodes import evaluate_reconstruction
-from sweettok.report.html import SECTIONS
-from sweettok.models.lm import TokenLM, TokenLMConfig
 from sweettok.pipelines.lm.nodes import encode_token_ids, generate_clips
+from sweettok.pipelines.reconstruction.nodes import evaluate_reconstruction
 from sweettok.pipelines.semantics.nodes import read_token_words, recognise_few_shot
+from sweettok.report.html import SECTIONS
 from sweettok.schemas import (EvaluationMetricsSchema, GeneratedIdsSchema, ImageMetricsSchema,
                               ReconstructionMetricsSchema, TokenIdsSchema)
 from sweettok.training.logs import CSVLogger
+from tiny_models import FRAMES, RES, tiny_proxy, tiny_video_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
-FRAMES, RES = 9, 32
-TINY = dict(input_frames=FRAMES, resolution=RES, patch_size=8, width=32, heads=2, mlp_ratio=2.0,
-            enc_spatial_depth=1, enc_temporal_depth=1, dec_spatial_depth=1, dec_temporal_depth=1,
-            dec_temporal_after=[1], spatial_queries=4, temporal_query_grid=2, temporal_queries_per_cell=2,
-            codebook_dim=8, gcn_hidden=16, proxy_vocab_size=40, head_hidden=32)
 PARAMS = {
     "profile": "test", "device": "cpu", "batch_size": 4,
     "fvd_clips": 4, "fvd_methods": ["SweetTok", "every frame = first frame"],
@@ -82,9 +74,8 @@ def evaluated(tmp_path_factory, tiny_dataset):
     cache = ClipCache(tmp / "clip_cache")
 
     # tiny models with random weights, exported with provenance that points at their run directories
-    proxy = ProxyTokenizer(ProxyTokenizerConfig(hidden_dim=16, num_blocks=1, codebook_size=40, norm_groups=4,
-                                                sample_buffer_size=64))
-    model = VideoTokenizer(SweetTok(SweetTokConfig.from_dict(TINY), CodebookPrior.random(seed=1)), proxy).eval()
+    proxy = tiny_proxy()
+    model = tiny_video_tokenizer(proxy)
     runs = tmp / "runs"
     fingerprint = cache.fingerprint()
     save_model(proxy, tmp / "proxy_tokenizer", provenance={

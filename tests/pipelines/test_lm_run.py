@@ -23,21 +23,13 @@ from kedro.runner import SequentialRunner
 from sweettok.data.clips import ClipCache, ClipCacheConfig, PendingClipCache
 from sweettok.data.scan import scan_dataset
 from sweettok.io.model_dataset import ModelDataset
-from sweettok.models.codebook_prior import CodebookPrior
-from sweettok.models.config import SweetTokConfig
-from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
-from sweettok.models.sweettok import SweetTok
-from sweettok.models.tokenizer import VideoTokenizer, save_model
+from sweettok.models.tokenizer import save_model
 from sweettok.pipelines.lm import create_pipeline as lm_pipeline
 from sweettok.pipelines.semantics import create_pipeline as semantics_pipeline
 from sweettok.schemas import SCHEMAS
+from tiny_models import FRAMES, RES, tiny_video_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
-FRAMES, RES = 9, 32
-TINY = dict(input_frames=FRAMES, resolution=RES, patch_size=8, width=32, heads=2, mlp_ratio=2.0,
-            enc_spatial_depth=1, enc_temporal_depth=1, dec_spatial_depth=1, dec_temporal_depth=1,
-            dec_temporal_after=[1], spatial_queries=4, temporal_query_grid=2, temporal_queries_per_cell=2,
-            codebook_dim=8, gcn_hidden=16, proxy_vocab_size=40, head_hidden=32)
 LM = {
     "encode": {"batch_size": 4, "device": "cpu"},
     "training": {"model": {"width": 32, "depth": 2, "heads": 2}, "optimizer": {"lr": 3e-3, "betas": [0.9, 0.96]},
@@ -63,10 +55,7 @@ def ran(tmp_path_factory, tiny_dataset):
     PendingClipCache(manifest, ClipCacheConfig(frames=FRAMES, resolution=RES, train_clips_per_video=1)).write_to(
         tmp / "clip_cache")
     cache = ClipCache(tmp / "clip_cache")
-    proxy = ProxyTokenizer(ProxyTokenizerConfig(hidden_dim=16, num_blocks=1, codebook_size=40, norm_groups=4,
-                                                sample_buffer_size=64))
-    save_model(VideoTokenizer(SweetTok(SweetTokConfig.from_dict(TINY), CodebookPrior.random(seed=1)), proxy).eval(),
-               tmp / "tokenizer")
+    save_model(tiny_video_tokenizer(), tmp / "tokenizer")
     tokenizer = ModelDataset(str(tmp / "tokenizer"), kind="sweettok_pixel").load()
 
     conf = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())

@@ -1,12 +1,6 @@
 """Phase-1 training of the base-profile SweetTok under `torchrun --nproc_per_node 2` (gloo):
 after a few steps both ranks hold identical weights, and only rank 0 wrote checkpoints."""
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -14,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from sweettok.training.checkpoint import latest_checkpoint, load_state_file
+from torchrun_launch import run_torchrun
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,31 +60,11 @@ WORKER = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_phase1_base_profile_two_gloo_processes(tmp_path):
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
     args = {"conf": str(REPO / "conf/base/parameters_model.yml"), "run_dir": str(tmp_path / "run"), "out": str(tmp_path)}
-    env = {k: v for k, v in os.environ.items() if k not in {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT"}}
-    env.update(OMP_NUM_THREADS="1", KEDRO_DISABLE_TELEMETRY="1")
-    # its own session, so that a hung rank is killed with the launcher, not left behind
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-         "--master_port", str(_free_port()), str(worker), json.dumps(args)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        raise AssertionError("torchrun did not finish in 240 s:\n" + out[-3000:])
-    assert proc.returncode == 0, out[-5000:]
+    run_torchrun(worker, args)
     w0 = load_file(str(tmp_path / "rank0.safetensors"))
     w1 = load_file(str(tmp_path / "rank1.safetensors"))
     start = load_file(str(tmp_path / "initial_rank0.safetensors"))

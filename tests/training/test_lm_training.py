@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -19,6 +14,7 @@ from safetensors.torch import load_file
 from sweettok.models.lm import LMVocabulary, TokenLM, TokenLMConfig
 from sweettok.training.checkpoint import latest_checkpoint, load_state_file
 from sweettok.training.lm_training import LMTrainingConfig, SequenceDataset, evaluate_nll, train_lm, unigram_baselines
+from torchrun_launch import run_torchrun
 
 LAYOUT = dict(n_adj=6, n_noun=8, n_adv=5, n_verb=7, topk=2, spatial_tokens=3, temporal_tokens=4, classes=3)
 
@@ -142,30 +138,11 @@ WORKER = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_lm_under_torchrun_two_gloo_processes(tmp_path):
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER.format(tests=os.path.dirname(__file__)))
     args = {"run_dir": str(tmp_path / "run"), "out": str(tmp_path)}
-    env = {k: v for k, v in os.environ.items() if k not in {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT"}}
-    env.update(OMP_NUM_THREADS="1", KEDRO_DISABLE_TELEMETRY="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-         "--master_port", str(_free_port()), str(worker), json.dumps(args)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        raise AssertionError("torchrun did not finish in 240 s:\n" + out[-3000:])
-    assert proc.returncode == 0, out[-5000:]
+    run_torchrun(worker, args)
     w0, w1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
     saved = load_state_file(latest_checkpoint(tmp_path / "run") / "model.safetensors")
     for k in w0:
