@@ -248,30 +248,53 @@ def info(args: argparse.Namespace) -> int:
 
 @command(
     "bench model",
-    help="forward+backward time and peak memory of the model profiles on CPU, batch 1",
+    help="forward+backward time, peak memory, FLOPs and TFLOP/s of the model profiles (CPU by default; "
+         "--device cuda --precision bf16 on a GPU adds peak GPU memory and MFU)",
     args=[
         arg("--out", default="data/08_reporting/bench_model.json", help="JSON output path"),
-        arg("--profiles", nargs="+", default=["base", "paper"], help="configuration environments to measure"),
+        arg("--profiles", "--config", nargs="+", dest="profiles", default=["base", "paper"],
+            help="configuration environments to measure (--config is the same option)"),
         arg("--conf-dir", default=None, help="the conf/ directory"),
         arg("--warmup", type=int, default=1, help="untimed steps first"),
         arg("--steps", type=int, default=3, help="timed steps (the median is reported)"),
         arg("--batch", type=int, default=1),
         arg("--threads", type=int, default=0, help="torch intra-op threads per profile (0: torch's default)"),
+        arg("--device", default="cpu", help="cpu (default), cuda, cuda:N, or auto (cuda when torch sees a GPU)"),
+        arg("--precision", default="fp32", choices=["fp32", "bf16"],
+            help="bf16: forward and loss under torch.autocast(bfloat16)"),
+        arg("--peak-tflops", type=float, default=None,
+            help="the device's peak TFLOP/s for MFU (default: the table of dense bf16 peaks of NVIDIA GPUs)"),
+        arg("--no-flops", action="store_true", help="skip the untimed FLOP-counting step"),
     ],
 )
 def bench_model(args: argparse.Namespace) -> int:
     from sweettok.models.bench import run_benchmarks
 
     configs = {p: load_model_config(p, args.conf_dir).to_dict() for p in args.profiles}
-    report = run_benchmarks(configs, warmup=args.warmup, steps=args.steps, batch=args.batch, threads=args.threads)
+    report = run_benchmarks(configs, warmup=args.warmup, steps=args.steps, batch=args.batch, threads=args.threads,
+                            device=args.device, precision=args.precision, count_flops=not args.no_flops,
+                            peak_tflops=args.peak_tflops)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
+    failed = 0
     for name, r in report["profiles"].items():
+        if "error" in r:
+            failed += 1
+            print(f"{name}: failed ({r['error']}):\n{r['stderr_tail']}", file=sys.stderr)
+            continue
         print(f"{name}: {r['step_seconds_median']:.3f} s/step (fwd+bwd), peak RSS {r['peak_rss_mib']:.0f} MiB, "
               f"{r['parameters']:,} parameters")
+        if r["peak_memory_mib"] is not None:
+            print(f"  {r['device_name']}, {r['precision']}: peak memory {r['peak_memory_mib']:.0f} MiB "
+                  f"(torch.cuda.max_memory_allocated)")
+        if r["flops_per_step"] is not None:
+            mfu = (f"MFU {100 * r['mfu']:.1f}% of {r['peak_tflops']:g} TFLOP/s ({r['peak_tflops_source']})"
+                   if r["mfu"] is not None else f"MFU n/a: {r['mfu_note']}")
+            print(f"  {r['flops_per_step'] / 1e9:,.1f} GFLOP/step (forward {r['forward_flops_per_step'] / 1e9:,.1f}), "
+                  f"{r['achieved_tflops']:.3f} TFLOP/s; {mfu}")
     print(f"wrote {out}")
-    return 0
+    return 1 if failed else 0
 
 
 @command(
