@@ -332,3 +332,31 @@ def test_code_diversity_validated():
         SweetTokConfig(code_diversity_weight=-0.1)
     with pytest.raises(ValueError, match="code_diversity_tau"):
         SweetTokConfig(code_diversity_tau=0.0)
+
+
+def test_sparse_projector_equals_message_passing(small_prior):
+    from sweettok.models.quantizer import GCNProjector
+
+    torch.manual_seed(0)
+    proj = GCNProjector(small_prior.temporal, hidden=24, out_dim=8, dropout=0.0)
+    probe = torch.randn(small_prior.temporal.n_words, 8)
+    grads = []
+    for forward in (proj, proj.message_passing):
+        proj.zero_grad()
+        out = forward()
+        (out * probe).sum().backward()
+        grads.append((out.detach(), {n: p.grad.clone() for n, p in proj.named_parameters()}))
+    (a, ga), (b, gb) = grads
+    assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+    for name in ga:
+        assert torch.allclose(ga[name], gb[name], atol=1e-4, rtol=1e-4), name
+    # the cached Â E follows the buffers: new embeddings loaded in place change the codebook
+    state = proj.state_dict()
+    state["embeddings"] = state["embeddings"].flip(0).clone()
+    proj.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.allclose(proj(), proj.message_passing(), atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(proj(), a, atol=1e-3)
+    # and so does a move to another dtype (new storage)
+    with torch.no_grad():
+        assert torch.allclose(proj.double()(), proj.message_passing(), atol=1e-10)

@@ -110,6 +110,19 @@ class GCNProjector(nn.Module):
 
     Holds the graph as buffers: ``embeddings`` ``(n, E)``, ``edge_index`` ``(2, n_edges + n)``
     (self-loops appended) and ``edge_norm`` ``(n_edges + n,)``, the GCN-normalised weights.
+    ``conv1`` / ``conv2`` (torch-geometric ``GCNConv``) hold the two layers' weights.
+
+    The two layers are computed as sparse matrix products with the normalised adjacency
+    ``Â = D^-1/2 (A + I) D^-1/2`` (``Â[target, source] = edge_norm``, a CSR matrix built once
+    per device), in the cheaper order of each layer:
+
+    - layer 1: ``relu((Â E) W1^T + b1)``. ``E`` is frozen, so ``Â E`` is computed once and
+      cached; a step does no message passing at the ``hidden`` width at all;
+    - layer 2: ``Â (h W2^T) + b2``: message passing at the output width ``e`` (<= ``hidden``).
+
+    Equal to torch-geometric's message passing (:meth:`message_passing`, kept as the
+    reference) within float rounding; on the paper profile's books (~10k words, 200k edges)
+    it replaces two scatter-adds at 512 channels per step with one sparse product at ``e``.
     """
 
     def __init__(self, graph: WordGraph, hidden: int, out_dim: int, dropout: float) -> None:
@@ -124,9 +137,32 @@ class GCNProjector(nn.Module):
         self.conv1 = GCNConv(graph.embed_dim, hidden, normalize=False, add_self_loops=False)
         self.conv2 = GCNConv(hidden, out_dim, normalize=False, add_self_loops=False)
         self.dropout = dropout
+        self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None  # (key, Â, Â E)
+
+    def adjacency(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(``Â`` as a sparse CSR ``(n, n)`` matrix, ``Â E`` ``(n, E)``), rebuilt only when the graph
+        buffers move or change (device, storage or in-place version)."""
+        bufs = (self.embeddings, self.edge_index, self.edge_norm)
+        key = tuple((b.device, b.data_ptr(), b._version) for b in bufs)
+        if self._cache is None or self._cache[0] != key:
+            n = self.embeddings.shape[0]
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*[Ss]parse.*")  # beta-state notices
+                coo = torch.sparse_coo_tensor(self.edge_index.flip(0), self.edge_norm, (n, n)).coalesce()
+                adj = coo.to_sparse_csr()
+                propagated = torch.sparse.mm(adj, self.embeddings)
+            self._cache = (key, adj, propagated)
+        return self._cache[1], self._cache[2]
 
     def forward(self) -> torch.Tensor:
         """Returns the raw ``(n, e)`` codebook (not yet centred or normalised)."""
+        adj, propagated = self.adjacency()
+        h = F.relu(F.linear(propagated, self.conv1.lin.weight, self.conv1.bias))
+        h = F.dropout(h, p=self.dropout, training=self.training)
+        return torch.sparse.mm(adj, F.linear(h, self.conv2.lin.weight)) + self.conv2.bias
+
+    def message_passing(self) -> torch.Tensor:
+        """The same codebook through torch-geometric's ``GCNConv`` message passing (the reference)."""
         h = F.relu(self.conv1(self.embeddings, self.edge_index, self.edge_norm))
         h = F.dropout(h, p=self.dropout, training=self.training)
         return self.conv2(h, self.edge_index, self.edge_norm)
