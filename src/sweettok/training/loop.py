@@ -66,6 +66,7 @@ from sweettok.training.checkpoint import (
 from sweettok.training.distributed import EpochSampler, barrier, init_distributed
 from sweettok.training.ema import EMA
 from sweettok.training.logs import CSVLogger, plot_loss_curves
+from sweettok.training.memory import MALLOC_POLICIES, retained_heap
 from sweettok.training.rng import capture_rng_state, restore_rng_state, seed_everything
 from sweettok.training.threads import governor_for
 from sweettok.training.schedule import OptimizerConfig, ScheduleConfig
@@ -109,6 +110,8 @@ class LoopConfig:
         progress: show a tqdm bar on rank 0.
         find_unused_parameters: passed to DDP (parts with parameters that get no gradient
             in some steps need it).
+        malloc: ``keep`` (freed memory stays with the process while training: no page-fault
+            churn between steps, :mod:`sweettok.training.memory`) or ``system`` (glibc's defaults).
     """
 
     total_steps: int
@@ -127,6 +130,7 @@ class LoopConfig:
     shuffle: bool = True
     progress: bool = True
     find_unused_parameters: bool = False
+    malloc: str = "keep"
 
     def __post_init__(self) -> None:
         for name, minimum in (
@@ -149,6 +153,8 @@ class LoopConfig:
         if self.threads != "auto" and (not isinstance(self.threads, int) or isinstance(self.threads, bool)
                                        or self.threads < 1):
             raise ParamError("threads", f"must be 'auto' or an integer >= 1, got {self.threads!r}", owner="LoopConfig")
+        if self.malloc not in MALLOC_POLICIES:
+            raise ParamError("malloc", f"must be one of {MALLOC_POLICIES}, got {self.malloc!r}", owner="LoopConfig")
         if self.precision not in _PRECISIONS:
             raise ParamError("precision", f"must be one of {_PRECISIONS}, got {self.precision!r}", owner="LoopConfig")
         if not isinstance(self.resume, (str, Path)):
@@ -470,109 +476,111 @@ def train(
     epoch = start_step * cfg.grad_accum_steps // per_epoch
     threads_before = torch.get_num_threads()
     governor = governor_for(cfg.threads, device)
-    for step in range(start_step, cfg.total_steps):
-        if governor is not None:
-            governor.tick()
-        for part in parts.values():
-            if part.optimizer is not None:
-                part.optimizer.zero_grad(set_to_none=True)
-        sums: dict[str, torch.Tensor] = {}
-        stepped: list[str] = []
-        for micro in range(cfg.grad_accum_steps):
-            epoch, batch = next(stream)
-            batch = _to_device(batch, device)
-            ctx = StepContext(step, micro, cfg.grad_accum_steps, epoch, device, modules, raw, rank, world)
-            with contextlib.ExitStack() as stack:
-                if micro < cfg.grad_accum_steps - 1:
-                    # Accumulate locally; gradients are all-reduced once, on the last micro-batch.
-                    for m in modules.values():
-                        if isinstance(m, DistributedDataParallel):
-                            stack.enter_context(m.no_sync())
-                with autocast():
-                    out = _as_output(step_fn(batch, ctx))
-                unknown = sorted(set(out.losses) - set(trainable))
-                if unknown:
-                    raise KeyError(
-                        f"step_fn returned losses for {unknown}, which have no optimiser; parts: {sorted(trainable)}"
-                    )
-                names = [n for n in parts if n in out.losses]
-                for i, name in enumerate(names):
-                    loss = out.losses[name]
-                    if loss.ndim != 0:
-                        raise ValueError(f"loss for {name!r} must be a scalar, got shape {tuple(loss.shape)}")
-                    scaled = loss.float() / cfg.grad_accum_steps
-                    if scaler is not None:
-                        scaled = scaler.scale(scaled)
-                    # inputs=: each loss reaches only its own part's parameters.
-                    scaled.backward(inputs=trainable[name], retain_graph=i < len(names) - 1)
-                    key = f"loss/{name}"
-                    sums[key] = sums.get(key, 0.0) + loss.detach().float() / cfg.grad_accum_steps
-                    if name not in stepped:
-                        stepped.append(name)
-                for key, value in out.logs.items():
-                    v = value.detach().float() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
-                    sums[key] = sums.get(key, 0.0) + v.to(device) / cfg.grad_accum_steps
-        for name in [n for n in parts if n in stepped]:
-            opt = parts[name].optimizer
-            assert opt is not None
-            if scaler is not None:
-                scaler.unscale_(opt)
-            params = [p for p in trainable[name] if p.grad is not None]
-            max_norm = cfg.grad_clip_norm if cfg.grad_clip_norm is not None else math.inf
-            norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros((), device=device)
-            sums[f"grad_norm/{name}"] = norm.detach().float()
-            if scaler is not None:
-                scaler.step(opt)
-            elif torch.isfinite(norm):
-                opt.step()
-            else:
-                # Same decision on every rank: gradients were all-reduced before the norm.
-                log.warning("step %d: non-finite gradient norm for %s; optimiser step skipped", step, name)
-        if scaler is not None and stepped:
-            scaler.update()
-        with warnings.catch_warnings():
-            # A part that has not stepped yet (e.g. a discriminator before its start) still
-            # follows the global step; torch warns about that order, which is intended.
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)`")
+    # freed activations stay on the heap between steps (no mmap/munmap and page faults each step)
+    with retained_heap(cfg.malloc):
+        for step in range(start_step, cfg.total_steps):
+            if governor is not None:
+                governor.tick()
             for part in parts.values():
-                if part.scheduler is not None:
-                    part.scheduler.step()
-        if ema is not None and "model" in stepped:
-            ema.update(raw["model"])
+                if part.optimizer is not None:
+                    part.optimizer.zero_grad(set_to_none=True)
+            sums: dict[str, torch.Tensor] = {}
+            stepped: list[str] = []
+            for micro in range(cfg.grad_accum_steps):
+                epoch, batch = next(stream)
+                batch = _to_device(batch, device)
+                ctx = StepContext(step, micro, cfg.grad_accum_steps, epoch, device, modules, raw, rank, world)
+                with contextlib.ExitStack() as stack:
+                    if micro < cfg.grad_accum_steps - 1:
+                        # Accumulate locally; gradients are all-reduced once, on the last micro-batch.
+                        for m in modules.values():
+                            if isinstance(m, DistributedDataParallel):
+                                stack.enter_context(m.no_sync())
+                    with autocast():
+                        out = _as_output(step_fn(batch, ctx))
+                    unknown = sorted(set(out.losses) - set(trainable))
+                    if unknown:
+                        raise KeyError(
+                            f"step_fn returned losses for {unknown}, which have no optimiser; parts: {sorted(trainable)}"
+                        )
+                    names = [n for n in parts if n in out.losses]
+                    for i, name in enumerate(names):
+                        loss = out.losses[name]
+                        if loss.ndim != 0:
+                            raise ValueError(f"loss for {name!r} must be a scalar, got shape {tuple(loss.shape)}")
+                        scaled = loss.float() / cfg.grad_accum_steps
+                        if scaler is not None:
+                            scaled = scaler.scale(scaled)
+                        # inputs=: each loss reaches only its own part's parameters.
+                        scaled.backward(inputs=trainable[name], retain_graph=i < len(names) - 1)
+                        key = f"loss/{name}"
+                        sums[key] = sums.get(key, 0.0) + loss.detach().float() / cfg.grad_accum_steps
+                        if name not in stepped:
+                            stepped.append(name)
+                    for key, value in out.logs.items():
+                        v = value.detach().float() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+                        sums[key] = sums.get(key, 0.0) + v.to(device) / cfg.grad_accum_steps
+            for name in [n for n in parts if n in stepped]:
+                opt = parts[name].optimizer
+                assert opt is not None
+                if scaler is not None:
+                    scaler.unscale_(opt)
+                params = [p for p in trainable[name] if p.grad is not None]
+                max_norm = cfg.grad_clip_norm if cfg.grad_clip_norm is not None else math.inf
+                norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros((), device=device)
+                sums[f"grad_norm/{name}"] = norm.detach().float()
+                if scaler is not None:
+                    scaler.step(opt)
+                elif torch.isfinite(norm):
+                    opt.step()
+                else:
+                    # Same decision on every rank: gradients were all-reduced before the norm.
+                    log.warning("step %d: non-finite gradient norm for %s; optimiser step skipped", step, name)
+            if scaler is not None and stepped:
+                scaler.update()
+            with warnings.catch_warnings():
+                # A part that has not stepped yet (e.g. a discriminator before its start) still
+                # follows the global step; torch warns about that order, which is intended.
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)`")
+                for part in parts.values():
+                    if part.scheduler is not None:
+                        part.scheduler.step()
+            if ema is not None and "model" in stepped:
+                ema.update(raw["model"])
 
-        values = {k: float(v) for k, v in sums.items()}
-        if device.type == "cpu":
-            values["time/threads"] = float(torch.get_num_threads())
-        for name, part in parts.items():
-            if part.optimizer is not None:
-                values[f"lr/{name}"] = float(part.optimizer.param_groups[0]["lr"])
-        for k, v in values.items():
-            window[k] = window.get(k, 0.0) + v
-        window_steps += 1
-        done = step + 1
-        if evaluate is not None and (done % evaluate_every == 0 or done == cfg.total_steps):
-            began = time.perf_counter()
-            evaluated.update({k: float(v) for k, v in evaluate(done).items()})
-            window_start += time.perf_counter() - began  # step timings leave evaluation out
-        if done % cfg.log_every == 0 or done == cfg.total_steps:
-            means = _reduce_means({k: v / window_steps for k, v in window.items()}, device, world)
-            means.update(evaluated)
-            evaluated = {}
-            elapsed = time.perf_counter() - window_start
-            means["time/sec_per_step"] = elapsed / window_steps
-            means["time/samples_per_sec"] = (
-                window_steps * cfg.batch_size * cfg.grad_accum_steps * world / max(elapsed, 1e-9)
-            )
-            means["epoch"] = float(epoch)
-            last_logs = means
-            if logger is not None:
-                logger.log(done, means)
-            if "loss/model" in means:
-                bar.set_postfix(loss=f"{means['loss/model']:.4g}", refresh=False)
-            window, window_steps, window_start = {}, 0, time.perf_counter()
-        bar.update(1)
-        if done % cfg.checkpoint_every == 0 or done == cfg.total_steps:
-            last_ckpt = save(done) or last_ckpt
+            values = {k: float(v) for k, v in sums.items()}
+            if device.type == "cpu":
+                values["time/threads"] = float(torch.get_num_threads())
+            for name, part in parts.items():
+                if part.optimizer is not None:
+                    values[f"lr/{name}"] = float(part.optimizer.param_groups[0]["lr"])
+            for k, v in values.items():
+                window[k] = window.get(k, 0.0) + v
+            window_steps += 1
+            done = step + 1
+            if evaluate is not None and (done % evaluate_every == 0 or done == cfg.total_steps):
+                began = time.perf_counter()
+                evaluated.update({k: float(v) for k, v in evaluate(done).items()})
+                window_start += time.perf_counter() - began  # step timings leave evaluation out
+            if done % cfg.log_every == 0 or done == cfg.total_steps:
+                means = _reduce_means({k: v / window_steps for k, v in window.items()}, device, world)
+                means.update(evaluated)
+                evaluated = {}
+                elapsed = time.perf_counter() - window_start
+                means["time/sec_per_step"] = elapsed / window_steps
+                means["time/samples_per_sec"] = (
+                    window_steps * cfg.batch_size * cfg.grad_accum_steps * world / max(elapsed, 1e-9)
+                )
+                means["epoch"] = float(epoch)
+                last_logs = means
+                if logger is not None:
+                    logger.log(done, means)
+                if "loss/model" in means:
+                    bar.set_postfix(loss=f"{means['loss/model']:.4g}", refresh=False)
+                window, window_steps, window_start = {}, 0, time.perf_counter()
+            bar.update(1)
+            if done % cfg.checkpoint_every == 0 or done == cfg.total_steps:
+                last_ckpt = save(done) or last_ckpt
     bar.close()
     torch.set_num_threads(threads_before)
 
