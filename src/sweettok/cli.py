@@ -265,6 +265,8 @@ def info(args: argparse.Namespace) -> int:
         arg("--peak-tflops", type=float, default=None,
             help="the device's peak TFLOP/s for MFU (default: the table of dense bf16 peaks of NVIDIA GPUs)"),
         arg("--no-flops", action="store_true", help="skip the untimed FLOP-counting step"),
+        arg("--malloc", default="keep", choices=["keep", "system"],
+            help="allocator policy during the steps, as loop.malloc: keep (training's default) or system (glibc's)"),
     ],
 )
 def bench_model(args: argparse.Namespace) -> int:
@@ -273,7 +275,7 @@ def bench_model(args: argparse.Namespace) -> int:
     configs = {p: load_model_config(p, args.conf_dir).to_dict() for p in args.profiles}
     report = run_benchmarks(configs, warmup=args.warmup, steps=args.steps, batch=args.batch, threads=args.threads,
                             device=args.device, precision=args.precision, count_flops=not args.no_flops,
-                            peak_tflops=args.peak_tflops)
+                            peak_tflops=args.peak_tflops, malloc=args.malloc)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
@@ -284,7 +286,8 @@ def bench_model(args: argparse.Namespace) -> int:
             print(f"{name}: failed ({r['error']}):\n{r['stderr_tail']}", file=sys.stderr)
             continue
         print(f"{name}: {r['step_seconds_median']:.3f} s/step (fwd+bwd), peak RSS {r['peak_rss_mib']:.0f} MiB, "
-              f"{r['parameters']:,} parameters")
+              f"{r['parameters']:,} parameters; malloc {r['malloc']}: {r['minor_faults_per_step']:,.0f} minor page "
+              f"faults and {r['system_seconds_per_step']:.2f} s system time per step")
         if r["peak_memory_mib"] is not None:
             print(f"  {r['device_name']}, {r['precision']}: peak memory {r['peak_memory_mib']:.0f} MiB "
                   f"(torch.cuda.max_memory_allocated)")

@@ -118,6 +118,11 @@ def test_cpu_profile_report_keeps_its_keys_and_adds_flops(tiny_model_cfg, one_th
     assert r["mfu"] is None and r["mfu_note"]
     quiet = bench_in_process(tiny_model_cfg.to_dict(), "tiny", warmup=0, steps=1, batch=1, count_flops=False)
     assert quiet["flops_per_step"] is None and quiet["achieved_tflops"] is None
+    # the allocator policy of training, and what the steps cost the kernel
+    assert r["malloc"] == "keep" and r["minor_faults_per_step"] >= 0 and r["system_seconds_per_step"] >= 0
+    system = bench_in_process(tiny_model_cfg.to_dict(), "tiny", warmup=0, steps=1, batch=1, count_flops=False,
+                              malloc="system")
+    assert system["malloc"] == "system" and system["malloc_applied"] is False
 
 
 def test_run_benchmarks_cpu_report_in_a_subprocess(tiny_model_cfg):

@@ -251,7 +251,7 @@ def resolve_device(device: str) -> str:
 
 def bench_in_process(config: dict, prior_profile: str, warmup: int, steps: int, batch: int, seed: int = 0,
                      threads: int = 0, device: str = "cpu", precision: str = "fp32", count_flops: bool = True,
-                     peak_tflops: float | None = None) -> dict:
+                     peak_tflops: float | None = None, malloc: str = "keep") -> dict:
     """Time ``steps`` forward+backward passes (after ``warmup``) of the model of ``config``.
 
     Meant to run in a fresh process (peak RSS is process-wide); see the module docstring.
@@ -259,6 +259,9 @@ def bench_in_process(config: dict, prior_profile: str, warmup: int, steps: int, 
     ``device`` is ``cpu`` or ``cuda[:N]``, ``precision`` ``fp32`` or ``bf16`` (autocast).
     ``count_flops`` adds one untimed step under the FLOP counter after the timed ones;
     ``peak_tflops`` overrides the peak table for ``mfu`` (see :func:`throughput`).
+    ``malloc``: the allocator policy the training loop uses (:mod:`sweettok.training.memory`;
+    ``keep`` by default, ``system`` for glibc's defaults); the report gives the minor page faults
+    and system CPU seconds per timed step.
 
     Returns:
         The report of one profile: the CPU keys of before (input shape, parameters, step
@@ -299,19 +302,26 @@ def bench_in_process(config: dict, prior_profile: str, warmup: int, steps: int, 
 
     # CUDA kernels run asynchronously: without a barrier the clock would stop at the last launch
     sync = (lambda: torch.cuda.synchronize(dev)) if on_cuda else (lambda: None)
+    from sweettok.training.memory import retained_heap
+
     times = []
-    for i in range(warmup + steps):
-        if on_cuda and i == warmup:
-            torch.cuda.reset_peak_memory_stats(dev)
-        model.zero_grad(set_to_none=True)
-        sync()
-        t0 = time.perf_counter()
-        loss = loss_of_step()
-        loss.backward()
-        sync()
-        dt = time.perf_counter() - t0
-        if i >= warmup:
-            times.append(dt)
+    usage = [resource.getrusage(resource.RUSAGE_SELF)]
+    with retained_heap(malloc) as heap_kept:
+        for i in range(warmup + steps):
+            if i == warmup:
+                usage[0] = resource.getrusage(resource.RUSAGE_SELF)
+                if on_cuda:
+                    torch.cuda.reset_peak_memory_stats(dev)
+            model.zero_grad(set_to_none=True)
+            sync()
+            t0 = time.perf_counter()
+            loss = loss_of_step()
+            loss.backward()
+            sync()
+            dt = time.perf_counter() - t0
+            if i >= warmup:
+                times.append(dt)
+        usage.append(resource.getrusage(resource.RUSAGE_SELF))
     peak_rss = _peak_rss_mib()  # before the FLOP-counting step, which must not move the numbers
     load_after = os.getloadavg()[0]
     peak_memory = torch.cuda.max_memory_allocated(dev) / 2**20 if on_cuda else None
@@ -332,6 +342,10 @@ def bench_in_process(config: dict, prior_profile: str, warmup: int, steps: int, 
         "rss_before_build_mib": rss_start,
         "rss_after_build_mib": rss_built,
         "peak_rss_mib": peak_rss,
+        "malloc": malloc,
+        "malloc_applied": heap_kept,
+        "minor_faults_per_step": (usage[1].ru_minflt - usage[0].ru_minflt) / max(steps, 1),
+        "system_seconds_per_step": (usage[1].ru_stime - usage[0].ru_stime) / max(steps, 1),
         "torch_threads": torch.get_num_threads(),
         "load_average_1m": {"before": load_before, "after": load_after},
         "device": str(dev),
@@ -348,7 +362,7 @@ def bench_in_process(config: dict, prior_profile: str, warmup: int, steps: int, 
 
 def run_benchmarks(configs: dict[str, dict], warmup: int = 1, steps: int = 3, batch: int = 1,
                    threads: int = 0, timeout_s: float = 3600, device: str = "cpu", precision: str = "fp32",
-                   count_flops: bool = True, peak_tflops: float | None = None) -> dict[str, Any]:
+                   count_flops: bool = True, peak_tflops: float | None = None, malloc: str = "keep") -> dict[str, Any]:
     """Benchmark each ``{profile: SweetTokConfig dict}`` in its own subprocess; returns the report.
 
     A profile whose child fails (e.g. killed for memory) gets ``{"error": ...}`` instead of
@@ -368,7 +382,7 @@ def run_benchmarks(configs: dict[str, dict], warmup: int = 1, steps: int = 3, ba
     for name, config in configs.items():
         request = {"config": config, "prior_profile": name, "warmup": warmup, "steps": steps, "batch": batch,
                    "threads": threads, "device": device, "precision": precision, "count_flops": count_flops,
-                   "peak_tflops": peak_tflops}
+                   "peak_tflops": peak_tflops, "malloc": malloc}
         proc = subprocess.run(
             [sys.executable, "-m", "sweettok.models.bench", "--child"],
             input=json.dumps(request), capture_output=True, text=True, timeout=timeout_s,
