@@ -129,7 +129,9 @@ def evaluated(tmp_path_factory, tiny_dataset):
                   "i3d_real_leave_one_out_accuracy": 0.125, "chance": 0.125,
                   "confusion": (np.eye(8, dtype=int) * 2).tolist(), "sampling": {"top_p": 0.95},
                   "val_loss_null_class": 1.5, "generated_class_accuracy_ci": [0.2, 0.55], "generated_class_p_value": 0.01,
-                  "generated_class_accuracy_i3d_clips": 8}
+                  "generated_class_accuracy_i3d_clips": 8, "cond_dropout": 0.1,
+                  "guidance_sweep": [{"guidance_scale": 4.0, "samples": 80, "accuracy": 0.4125, "ci_low": 0.31,
+                                      "ci_high": 0.52, "p_value": 3e-9}]}
     semantics = {"words": {"split": "test"},
                  "fewshot": {"ways": [2], "shots": [1], "queries": 1, "episodes": 10, "split": "all"}}
     token_words, class_words, _ = read_token_words(token_ids, tokenizer, cache, semantics)
@@ -260,7 +262,8 @@ def test_report_lists_the_words_of_test_clips(evaluated):
 def test_report_has_the_generation_and_semantics_sections(evaluated):
     html = evaluated["html"]
     generation = html.split('<section id="generation">', 1)[1].split("</section>", 1)[0]
-    for shown in ("1.234", "4.568", "987.6", "0.375 [0.200, 0.550], p = 0.01", "16 / 8"):
+    for shown in ("1.234", "4.568", "987.6", "0.375 [0.200, 0.550], p = 0.01", "16 / 8", "<td>0.412</td>",
+                  "[0.310, 0.520]", "<td>3e-09</td>", "of 10% of sequences"):
         assert shown in generation, shown
     assert generation.count('src="data:image/png;base64,') == 2
     semantics = html.split('<section id="semantics">', 1)[1].split("</section>", 1)[0]

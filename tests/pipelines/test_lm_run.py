@@ -37,7 +37,8 @@ LM = {
                           "threads": 1},
                  "eval_every": 10, "ema_decay": 0.9},
     "sampling": {"top_p": 0.95, "guidance_scale": 2.0},
-    "generation": {"samples_per_class": 2, "fvd_per_class": 1, "grid_per_class": 1, "grid_frames": 3, "batch_size": 8, "device": "cpu"},
+    "generation": {"samples_per_class": 2, "fvd_per_class": 1, "grid_per_class": 1, "guidance_sweep": [0.0, 3.0],
+                   "sweep_per_class": 3, "grid_frames": 3, "batch_size": 8, "device": "cpu"},
 }
 SEMANTICS = {"words": {"split": "test", "figure_clips": 2},
              "fewshot": {"ways": [2, 4], "shots": [1, 3], "queries": 1, "episodes": 20, "split": "all",
@@ -106,6 +107,8 @@ def test_lm_checkpoint_and_metrics(ran):
     low, high = metrics["generated_class_accuracy_ci"]
     assert low <= metrics["generated_class_accuracy"] <= high and 0 < metrics["generated_class_p_value"] <= 1
     assert math.isfinite(metrics["val_loss_null_class"])
+    assert [r["guidance_scale"] for r in metrics["guidance_sweep"]] == [0.0, 3.0]
+    assert all(r["samples"] == 24 and 0 <= r["accuracy"] <= 1 for r in metrics["guidance_sweep"])
     assert math.isfinite(metrics["gfvd"]) and metrics["gfvd"] > 0
     assert 0.0 <= metrics["generated_class_accuracy"] <= 1.0 and metrics["chance"] == pytest.approx(1 / 8)
     # the part-of-speech constraint alone puts the LM below a unigram over every word

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,10 @@ class GenerationConfig(FieldChecks):
         fps: frame rate of the MP4 files.
         batch_size: clips per decoder / I3D pass.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        guidance_sweep: guidance scales at which ``sweep_per_class`` more samples per class are
+            drawn (ids only, not decoded) and judged by the id classifier: how the class shows in
+            the samples as guidance grows (``[]``: no sweep).
+        sweep_per_class: samples per class and scale in that sweep.
     """
 
     samples_per_class: int = 10
@@ -159,9 +163,16 @@ class GenerationConfig(FieldChecks):
     fps: float = 8.0
     batch_size: int = 8
     device: str = "auto"
+    guidance_sweep: list = field(default_factory=lambda: [1.0, 2.0, 4.0])
+    sweep_per_class: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("samples_per_class", "grid_frames", "batch_size"):
+        sweep = self.guidance_sweep
+        if not isinstance(sweep, (list, tuple)) or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in sweep):
+            self._fail("guidance_sweep", f"must be a list of guidance scales >= 0, got {sweep!r}")
+        object.__setattr__(self, "guidance_sweep", [float(v) for v in sweep])
+        for name in ("samples_per_class", "grid_frames", "batch_size", "sweep_per_class"):
             self._check_int(name, 1)
         for name in ("seed", "grid_per_class"):
             self._check_int(name, 0)

@@ -335,7 +335,11 @@ def generation_section(lm_metrics: dict, generated_ids: pd.DataFrame, tokenizer:
     low, high = lm_metrics.get("generated_class_accuracy_ci") or (None, None)
     numbers = {k: lm_metrics.get(k) for k in keys}
     numbers["generated_class_ci"] = f"[{low:.3f}, {high:.3f}]" if low is not None else "-"
-    return {"numbers": numbers, "sampling": lm_metrics.get("sampling", {}),
+    sweep = [{"scale": f"{r['guidance_scale']:g}", "samples": r["samples"], "accuracy": f"{r['accuracy']:.3f}",
+              "ci": f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]", "p": f"{r['p_value']:.2g}"}
+             for r in lm_metrics.get("guidance_sweep", [])]
+    return {"numbers": numbers, "sampling": lm_metrics.get("sampling", {}), "sweep": sweep,
+            "cond_dropout": lm_metrics.get("cond_dropout"),
             "grid": figures.png_data_uri(grid), "confusion": figures.png_data_uri(confusion),
             "classes": len(classes)}
 

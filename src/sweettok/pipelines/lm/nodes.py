@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -87,7 +88,8 @@ def train_token_lm(token_ids: pd.DataFrame, tokenizer: VideoTokenizer, clip_cach
     lm = final_model("token_lm", result, cfg.run_dir, provenance)
     summary: dict[str, Any] = {"train_sequences": len(train_set), "val_sequences": len(val_set),
                                "parameters": sum(p.numel() for p in lm.parameters()), "steps": int(result.step),
-                               "block_size": lm.vocab.block_size, "vocabulary": lm.vocab.size, "classes": classes}
+                               "block_size": lm.vocab.block_size, "vocabulary": lm.vocab.size, "classes": classes,
+                               "cond_dropout": cfg.cond_dropout, "label_smoothing": cfg.label_smoothing}
     if len(val_set):
         val = evaluate_nll(lm, val_set.seq)
         unconditioned = val_set.seq.clone()
@@ -140,7 +142,8 @@ def _real_training_clips(clip_cache: ClipCache, per_class: int, seed: int) -> tu
 
 
 def score_generation(generated_ids: pd.DataFrame, token_ids: pd.DataFrame, clip_cache: ClipCache,
-                     tokenizer: VideoTokenizer, lm_summary: dict, params: dict) -> tuple[dict, Figure]:
+                     tokenizer: VideoTokenizer, token_lm: TokenLM, lm_summary: dict,
+                     params: dict) -> tuple[dict, Figure]:
     """gFVD of the samples against real training clips, and whether each sample shows its class.
 
     Class recognition two ways: a naive Bayes classifier on real training clips' ids (also scored
@@ -163,6 +166,18 @@ def score_generation(generated_ids: pd.DataFrame, token_ids: pd.DataFrame, clip_
     pred_ids = classifier.predict(fake_ids)
     recognised = binomial_summary(int((pred_ids == fake_labels).sum()), len(fake_labels), 1.0 / len(classes))
     gen_acc = recognised["accuracy"]
+
+    # the class in the samples as guidance grows: more samples per scale, judged from their ids
+    sweep = []
+    for scale in gen.guidance_sweep:
+        labels = torch.arange(len(classes)).repeat_interleave(gen.sweep_per_class)
+        ids = generate(token_lm.to(device), labels, replace(sampling, guidance_scale=scale),
+                       torch.Generator().manual_seed(gen.seed + 1)).cpu().numpy()
+        hits = int((classifier.predict(ids) == labels.numpy()).sum())
+        sweep.append({"guidance_scale": scale, "samples": len(labels),
+                      **binomial_summary(hits, len(labels), 1.0 / len(classes))})
+        log.info("guidance %.1f: class recognised from the ids of %.3f of %d samples [%.3f, %.3f]", scale,
+                 sweep[-1]["accuracy"], len(labels), sweep[-1]["ci_low"], sweep[-1]["ci_high"])
 
     # gFVD and the I3D check on the first fvd_per_class samples of each class
     scored = (generated_ids.groupby("label_index").cumcount() < (gen.fvd_per_class or len(generated_ids))).to_numpy()
@@ -190,6 +205,7 @@ def score_generation(generated_ids: pd.DataFrame, token_ids: pd.DataFrame, clip_
         "generated_class_p_value": recognised["p_value"],
         "classifier": "naive Bayes over token positions, fitted on the real training clips' ids",
         "classifier_real_test_accuracy": real_test_acc,
+        "guidance_sweep": sweep,
         "generated_class_accuracy_i3d": i3d_acc,
         "generated_class_accuracy_i3d_clips": int(len(scored_labels)),
         "i3d_real_leave_one_out_accuracy": i3d_loo,

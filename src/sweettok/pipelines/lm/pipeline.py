@@ -12,6 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
              name="train_token_lm"),
         Node(generate_clips, ["token_lm", "tokenizer", "clip_cache", "token_ids", "params:lm"],
              ["generated_ids", "generated_videos", "generated_grid"], name="generate_clips"),
-        Node(score_generation, ["generated_ids", "token_ids", "clip_cache", "tokenizer", "lm_training", "params:lm"],
+        Node(score_generation, ["generated_ids", "token_ids", "clip_cache", "tokenizer", "token_lm", "lm_training",
+                                "params:lm"],
              ["lm_metrics", "generated_confusion"], name="score_generation"),
     ])
