@@ -96,24 +96,9 @@ def _write_frames(frames_iter, out: Path, fps: float) -> tuple[int, int, int]:
         return frames.shape[0], frames.shape[2], frames.shape[1]
     if suffix not in VIDEO_OUTPUTS:
         raise ValueError(f"{out}: write .mp4, .mkv, .avi, .webm, .mov, .png, .jpg or .npy")
-    import av
+    from sweettok.data.video_writer import write_mp4
 
-    n = width = height = 0
-    with av.open(str(out), "w") as container:
-        stream = None
-        for frames in frames_iter:
-            for frame in frames:
-                if stream is None:
-                    height, width = frame.shape[:2]
-                    stream = container.add_stream("libx264", rate=max(1, round(fps or 25)))
-                    stream.width, stream.height = width, height
-                    stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-                    stream.options = {"crf": "10", "preset": "medium"}
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-                n += 1
-        if stream is not None:
-            container.mux(stream.encode())
-    return n, width, height
+    return write_mp4(out, (frame for frames in frames_iter for frame in frames), fps=fps or 25)
 
 
 @command("decode", help="decode an .npz token file to a video (mp4, mkv, ...), an image (png) or frames (.npy)",

@@ -1,7 +1,8 @@
-"""Writing frames to video files (H.264 in MP4 through PyAV)."""
+"""Writing frames to video files (H.264 through PyAV)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -9,23 +10,31 @@ import numpy as np
 __all__ = ["write_mp4"]
 
 
-def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 8.0, crf: int = 10) -> Path:
-    """Write uint8 frames ``(T, H, W, 3)`` RGB to an H.264 MP4 (near-lossless ``crf`` by default).
+def write_mp4(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: float = 8.0,
+              crf: int = 10) -> tuple[int, int, int]:
+    """Write uint8 RGB frames ``(H, W, 3)`` (an array ``(T, H, W, 3)`` or any iterable of frames,
+    streamed) as near-lossless H.264 (``crf``); the container follows the suffix (``.mp4``, ``.mkv``, ...).
 
-    Odd frame sizes are stored as yuv444p (yuv420p needs even sides).
+    Odd frame sizes are stored as yuv444p (yuv420p needs even sides). Returns
+    ``(frames, width, height)``; nothing is written for no frames beyond an empty container.
     """
     import av
 
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
-    path = Path(path)
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=max(1, round(fps)))
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p" if frames.shape[1] % 2 == 0 and frames.shape[2] % 2 == 0 else "yuv444p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
+    n = width = height = 0
+    with av.open(str(path), "w") as container:
+        stream = None
         for frame in frames:
+            frame = np.asarray(frame)
+            if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+                raise ValueError(f"expected uint8 frames (H, W, 3), got {frame.dtype} {frame.shape}")
+            if stream is None:
+                height, width = frame.shape[:2]
+                stream = container.add_stream("libx264", rate=max(1, round(fps or 25)))
+                stream.width, stream.height = width, height
+                stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+                stream.options = {"crf": str(crf), "preset": "medium"}
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-        container.mux(stream.encode())
-    return path
+            n += 1
+        if stream is not None:
+            container.mux(stream.encode())
+    return n, width, height
