@@ -42,7 +42,7 @@ __all__ = [
     "ANSWER_MARKER", "FEWSHOT_COLUMNS", "ID_TABLE_COLUMNS", "LEARNER", "VIEWS", "Episode", "FewShotConfig",
     "FewShotResult", "FewShotSchema", "SkippedSetting", "bag_of_words", "eligible_classes", "episode_accuracy",
     "episode_prompt", "episodes", "ids_matrix", "mean_confidence_interval", "predict_nearest_centroid",
-    "run_fewshot", "select_split", "view_slice", "write_prompts",
+    "prompts_text", "run_fewshot", "select_split", "view_slice", "write_prompts",
 ]
 
 VIEWS = FEWSHOT_VIEWS
@@ -377,18 +377,23 @@ def episode_prompt(episode: Episode, ids: np.ndarray, id_words: Sequence[tuple[s
     return "\n".join(lines)
 
 
-def write_prompts(prompts: Sequence[str], path: str | Path) -> Path:
-    """Write ``prompts`` to one UTF-8 text file: a header, then the prompts separated by blank lines.
+def prompts_text(prompts: Sequence[str]) -> str:
+    """The prompts file: a header, then ``prompts`` separated by blank lines.
 
     Each prompt ends with its answer key after :data:`ANSWER_MARKER`; cut it off before
-    sending a prompt to a model. Parent folders are created. Returns the path.
+    sending a prompt to a model.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# {len(prompts)} few-shot action recognition prompts from SweetTok token words.\n"
               f"# Prompts are separated by blank lines; each starts with a '=== ... ===' title line and ends\n"
               f"# with its answer key below the line '{ANSWER_MARKER}' (not part of the prompt).")
-    path.write_text("\n\n".join([header, *prompts]) + "\n", encoding="utf-8")
+    return "\n\n".join([header, *prompts]) + "\n"
+
+
+def write_prompts(prompts: Sequence[str], path: str | Path) -> Path:
+    """Write :func:`prompts_text` to one UTF-8 text file (parent folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(prompts_text(prompts), encoding="utf-8")
     return path
 
 

@@ -199,6 +199,13 @@ def _frame_indices(frames: int) -> list[int]:
     return [0, (frames - 1) // 2, frames - 1]
 
 
+def clip_frames(clips, clip_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """uint8 frames ``(T, H, W, 3)`` of ``clip_ids`` from a :class:`~sweettok.data.clips.ClipDataset`, by id
+    (what :func:`words_figure` shows)."""
+    row_of = {cid: i for i, cid in enumerate(clips.index["clip_id"])}
+    return {cid: clips.read_uint8(row_of[cid]) for cid in clip_ids}
+
+
 def words_figure(frames: Mapping[str, np.ndarray], words: pd.DataFrame, clip_ids: Sequence[str],
                  top: int = 4) -> Figure:
     """Clips beside the words of their tokens (the SweetTok paper's supplementary Figure 4).

@@ -348,13 +348,11 @@ def semantics_section(fewshot: pd.DataFrame, fewshot_summary: dict, class_words:
                       token_words: pd.DataFrame, clip_cache: ClipCache, params: dict) -> dict:
     """The report's semantics section: few-shot accuracies with intervals (table and figure), the
     verdict on temporal vs spatial words, each class's most distinctive words, clips beside words."""
-    from sweettok.report.words import words_figure
+    from sweettok.report.words import clip_frames, words_figure
 
     cfg = EvaluationConfig.from_dict(params)
     shown = token_words.drop_duplicates("label")["clip_id"].tolist()[: cfg.word_clips]
-    data = clip_cache.dataset()
-    row_of = {cid: i for i, cid in enumerate(data.index["clip_id"])}
-    frames = {cid: data.read_uint8(row_of[cid]) for cid in shown}
+    frames = clip_frames(clip_cache.dataset(), shown)
     top = class_words.sort_values(["label", "view", "pos", "lift"], ascending=[True, True, True, False])
     top = top.groupby(["label", "view", "pos"], sort=False).head(2)
     by_class = []

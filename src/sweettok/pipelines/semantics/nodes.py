@@ -13,10 +13,10 @@ import torch
 from matplotlib.figure import Figure
 
 from sweettok.data.clips import ClipCache
-from sweettok.metrics.fewshot import FewShotConfig, run_fewshot
+from sweettok.metrics.fewshot import FewShotConfig, prompts_text, run_fewshot
 from sweettok.models.tokenizer import VideoTokenizer
 from sweettok.report.figures import fewshot_figure
-from sweettok.report.words import class_words, words_figure, words_table
+from sweettok.report.words import class_words, clip_frames, words_figure, words_table
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,7 @@ def read_token_words(token_ids: pd.DataFrame, tokenizer: VideoTokenizer, clip_ca
     words = words_table(token_ids, id_words, spatial_ids, per_token, split=split)
     distinctive = class_words(words, top=top)
     firsts = words.drop_duplicates("label")["clip_id"].tolist()[:shown]
-    clips = clip_cache.dataset()
-    row_of = {cid: i for i, cid in enumerate(clips.index["clip_id"])}
-    frames = {cid: clips.read_uint8(row_of[cid]) for cid in firsts}
-    figure = words_figure(frames, words, firsts, top=4)
+    figure = words_figure(clip_frames(clip_cache.dataset(), firsts), words, firsts, top=4)
     for view in ("spatial", "temporal"):
         mine = distinctive[distinctive["view"] == view]
         if len(mine):
@@ -71,10 +68,7 @@ def recognise_few_shot(token_ids: pd.DataFrame, tokenizer: VideoTokenizer,
     cfg = FewShotConfig.from_dict(params.get("fewshot", {}), where="semantics.fewshot")
     id_words, spatial_ids, _ = _vocabulary(tokenizer)
     result = run_fewshot(token_ids, id_words, spatial_ids, cfg)
-    header = (f"# Few-shot action recognition prompts: {len(result.prompts)} episodes. Each gives labelled example "
-              f"clips as the words of their tokens and asks for the class of the query clips; the answer key "
-              f"follows each prompt's marker line and is not part of it.\n\n")
-    prompts = header + "\n\n".join(result.prompts) + ("\n" if result.prompts else "")
+    prompts = prompts_text(result.prompts)
     table = result.table
     summary = {"split": cfg.split, "episodes": cfg.episodes, "skipped": [str(s) for s in result.skipped],
                "settings": []}
