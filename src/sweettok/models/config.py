@@ -19,13 +19,25 @@ from typing import Any
 
 from sweettok.typed_params import FieldChecks, from_mapping
 
-__all__ = ["SweetTokConfig", "evenly_spaced_after"]
+__all__ = ["SweetTokConfig", "evenly_spaced_after", "query_regions"]
+
+
+def query_regions(n_queries: int) -> tuple[int, int]:
+    """Rows x columns of the grid the spatial latents are arranged in.
+
+    The most square factorisation ``rows * cols = n_queries`` with ``rows <= cols`` (32 -> 4 x 8,
+    256 -> 16 x 16). Anchored spatial queries average the patch grid pooled (adaptively) to this
+    shape; rotary positions and window attention over the spatial latents use it as their grid.
+    """
+    rows = max(d for d in range(1, int(n_queries**0.5) + 1) if n_queries % d == 0)
+    return rows, n_queries // rows
 
 
 def evenly_spaced_after(n_spatial: int, n_temporal: int) -> tuple[int, ...]:
     """1-based decoder spatial layers after which a temporal layer runs, spread evenly.
 
-    ``evenly_spaced_after(8, 4) == (1, 3, 5, 7)`` (the release's placement).
+    ``evenly_spaced_after(8, 4) == (1, 3, 5, 7)``. (The release places them after layers 2, 4,
+    6 and 8: its list ``[1, 3, 5, 7]`` is compared with 0-based layer indices.)
     """
     return tuple((i * n_spatial) // n_temporal + 1 for i in range(n_temporal))
 
@@ -57,7 +69,7 @@ class SweetTokConfig(FieldChecks):
             cross-attends to that trunk block's output.
         dec_spatial_depth / dec_temporal_depth: DQAE_s / DQAE_t modules of the decoder.
         dec_temporal_after: 1-based indices of decoder spatial layers after which a temporal
-            layer runs (paper/release: ``(1, 3, 5, 7)``). ``None`` spreads them evenly.
+            layer runs (release: ``(2, 4, 6, 8)``; the paper does not say). ``None`` spreads them evenly.
 
     Latent queries:
         spatial_queries: number of spatial latent tokens ``Ls`` (paper 256).
@@ -105,6 +117,44 @@ class SweetTokConfig(FieldChecks):
             together (see the README).
         code_diversity_tau: temperature of those soft assignments (cosine similarity / tau).
 
+    Block style and positions (the release's choices where the paper is silent; every default
+    is the plain pre-norm transformer with learned position tables):
+        attention: ``softmax`` (scaled dot product) or ``cosine`` (queries and keys l2-normalised
+            per head with learned per-channel scales and the fixed scale ``attention_scale``;
+            release: cosine, 8).
+        attention_scale: the fixed scale of cosine attention.
+        bias: biases in the attention and feed-forward Linears and the blocks' LayerNorms
+            (release: none).
+        feed_forward: ``gelu`` or ``geglu`` (a GELU-gated feed-forward with hidden width
+            ``int(mlp_ratio * 2/3 * width)``; release: geglu).
+        rope: 2-D rotary positions in every self-attention over a spatial sequence: the patch
+            grid (encoder spatial trunk, decoder DQAE_s) and the spatial latents (arranged as
+            the :func:`~sweettok.models.encoder.query_regions` grid, 16 x 16 for 256). Needs a
+            head width divisible by 4. Release: on.
+        peg: a position generator (depthwise 3x3x3 convolution over slices x rows x columns,
+            added to the features) before every block of the encoder's two trunks and of the
+            decoder's DQAE_s: ``none``, ``causal`` (time padded on the past side; release) or
+            ``centered``.
+        video_position_tables: the learned tables of patch positions in the encoder and of
+            difference/slice indices in the encoder and decoder. The release has none of them
+            (its PEGs and rotary positions place patches and slices); the decoder's table of
+            grid positions and the latents' tables stay either way. ``false`` needs a ``peg``.
+        temporal_causal: causal self-attention over time in the encoder's temporal trunk
+            (release: on).
+        null_kv: learned key/value pairs prepended to the context of the decoder's
+            cross-attention (DQAE_s and DQAE_t), so a cell can attend to nothing (release: 2).
+        spatial_trunk_input: ``first_frame`` (the paper: the spatial trunk reads slice 0) or
+            ``all_slices`` (the release: it runs on every slice, and spatial query layer ``i``
+            reads trunk layer ``i``'s output averaged over the slices; 5x the trunk's cost).
+        window_layers: 1-based encoder spatial layers whose trunk block and query block use
+            ``window_size`` x ``window_size`` window self-attention with a relative position
+            bias instead of global attention, and no cross-attention (release: ``[3, 4]``,
+            8 x 8). The patch grid and the spatial-latent grid must be multiples of the window.
+        window_size: side of those windows.
+        dec_temporal_self_attention: the decoder's DQAE_t modules have self-attention over time
+            (the paper: every module has self-attention, feed-forward and cross-attention);
+            ``false`` gives the release's cross-attention + feed-forward only.
+
     Decoder head:
         proxy_vocab_size: ``V``, size of the proxy tokenizer's codebook the decoder predicts.
         head_hidden: width of the head between its two 1x1 convolutions (release ``2 * width``).
@@ -139,6 +189,19 @@ class SweetTokConfig(FieldChecks):
     codebook_center: bool = True
     code_diversity_weight: float = 0.0
     code_diversity_tau: float = 0.1
+    attention: str = "softmax"
+    attention_scale: float = 8.0
+    bias: bool = True
+    feed_forward: str = "gelu"
+    rope: bool = False
+    peg: str = "none"
+    video_position_tables: bool = True
+    temporal_causal: bool = False
+    null_kv: int = 0
+    spatial_trunk_input: str = "first_frame"
+    window_layers: tuple[int, ...] = ()
+    window_size: int = 8
+    dec_temporal_self_attention: bool = True
     proxy_vocab_size: int = 1024
     head_hidden: int = 256
 
@@ -154,7 +217,8 @@ class SweetTokConfig(FieldChecks):
             self._check_int(name, minimum=1)
         for name in ("enc_temporal_depth", "dec_temporal_depth"):
             self._check_int(name, minimum=0)
-        for name in ("patch_input_norm", "codebook_center", "spatial_query_anchor", "temporal_anchor"):
+        for name in ("patch_input_norm", "codebook_center", "spatial_query_anchor", "temporal_anchor", "bias", "rope",
+                     "video_position_tables", "temporal_causal", "dec_temporal_self_attention"):
             if not isinstance(getattr(self, name), bool):
                 self._fail(name, f"must be true or false, got {getattr(self, name)!r}")
         for name in ("mlp_ratio", "beta", "code_diversity_tau"):
@@ -166,6 +230,19 @@ class SweetTokConfig(FieldChecks):
         self._check_float("code_diversity_weight", minimum=0.0, inclusive=True)
         if self.first_difference not in ("still_tube", "mixed"):
             self._fail("first_difference", f"must be 'still_tube' or 'mixed', got {self.first_difference!r}")
+        for name, allowed in (("attention", ("softmax", "cosine")), ("feed_forward", ("gelu", "geglu")),
+                              ("peg", ("none", "causal", "centered")),
+                              ("spatial_trunk_input", ("first_frame", "all_slices"))):
+            if getattr(self, name) not in allowed:
+                self._fail(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        self._check_float("attention_scale", minimum=0.0, inclusive=False)
+        self._check_int("null_kv", minimum=0)
+        self._check_int("window_size", minimum=1)
+        if self.rope and (self.width // self.heads) % 4:
+            self._fail("rope", f"needs a head width (width / heads) divisible by 4, got {self.width // self.heads}")
+        if not self.video_position_tables and self.peg == "none":
+            self._fail("video_position_tables", "false needs a peg (causal or centered) to place patches and slices")
+        self._check_window_layers()
         if self.temporal_anchor and self.first_difference != "still_tube":
             self._fail("temporal_anchor", "needs first_difference: still_tube")
         if self.width % self.heads:
@@ -221,6 +298,27 @@ class SweetTokConfig(FieldChecks):
                 f"(got enc_temporal_depth={self.enc_temporal_depth}, dec_temporal_depth={self.dec_temporal_depth})",
             )
 
+    def _check_window_layers(self) -> None:
+        layers = self.window_layers
+        if isinstance(layers, list):
+            layers = tuple(layers)
+            object.__setattr__(self, "window_layers", layers)
+        if not isinstance(layers, tuple) or not all(isinstance(a, int) and not isinstance(a, bool) for a in layers):
+            self._fail("window_layers", f"must be a list of integers, got {layers!r}")
+        if not layers:
+            return
+        if any(a < 1 or a > self.enc_spatial_depth for a in layers) or list(layers) != sorted(set(layers)):
+            self._fail("window_layers", f"must be strictly increasing layer numbers in [1, {self.enc_spatial_depth}], "
+                                        f"got {list(layers)}")
+        if len(layers) == self.enc_spatial_depth:
+            self._fail("window_layers", "must leave at least one global layer (window layers have no cross-attention, "
+                                        "so the spatial queries would never read the trunk)")
+        rows, cols = query_regions(self.spatial_queries)
+        w = self.window_size
+        if (self.resolution // self.patch_size) % w or rows % w or cols % w:
+            self._fail("window_layers", f"need the patch grid ({self.resolution // self.patch_size}) and the spatial-"
+                                        f"latent grid ({rows} x {cols}) in multiples of window_size {w}")
+
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "model") -> "SweetTokConfig":
@@ -237,6 +335,7 @@ class SweetTokConfig(FieldChecks):
         out = dataclasses.asdict(self)
         if out["dec_temporal_after"] is not None:
             out["dec_temporal_after"] = list(out["dec_temporal_after"])
+        out["window_layers"] = list(out["window_layers"])
         return out
 
     def replace(self, **changes: Any) -> "SweetTokConfig":

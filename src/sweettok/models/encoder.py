@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange, repeat
+from einops import rearrange, reduce, repeat
 from torch import nn
 
-from sweettok.models.config import SweetTokConfig
-from sweettok.models.dqae import DQAEBlock
+from sweettok.models.config import SweetTokConfig, query_regions
+from sweettok.models.dqae import BlockStyle, DQAEBlock
 
 __all__ = ["DecoupledQueryEncoder", "normalize_halves", "query_regions"]
 
@@ -43,19 +43,17 @@ def normalize_halves(z: torch.Tensor) -> torch.Tensor:
     return torch.cat([F.normalize(z[..., :e], dim=-1), F.normalize(z[..., e:], dim=-1)], dim=-1)
 
 
-def query_regions(n_queries: int) -> tuple[int, int]:
-    """Rows x columns of the regions that anchored spatial queries average over.
-
-    The most square factorisation ``rows * cols = n_queries`` with ``rows <= cols`` (32 -> 4 x 8,
-    256 -> 16 x 16); the patch grid is average-pooled to that shape (adaptively, so a grid
-    side need not be a multiple of it).
-    """
-    rows = max(d for d in range(1, int(n_queries**0.5) + 1) if n_queries % d == 0)
-    return rows, n_queries // rows
-
-
-def _block(cfg: SweetTokConfig, cross: bool) -> DQAEBlock:
-    return DQAEBlock(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.dropout, cross=cross)
+def _block(
+    cfg: SweetTokConfig, cross: bool, *, spatial: bool = False, trunk: bool = False, window: bool = False,
+    causal: bool = False,
+) -> DQAEBlock:
+    """A block of the encoder: ``spatial`` sequences get rotary positions (``cfg.rope``), ``trunk``
+    blocks a position generator (``cfg.peg``; not window blocks, as in the release)."""
+    return DQAEBlock(
+        cfg.width, cfg.heads, cfg.mlp_ratio, cfg.dropout, cross=cross, style=BlockStyle.of(cfg),
+        self_attention="window" if window else "full", window=cfg.window_size, causal=causal,
+        rope=cfg.rope and spatial, peg=cfg.peg if trunk and not window else "none",
+    )
 
 
 class DecoupledQueryEncoder(nn.Module):
@@ -73,8 +71,13 @@ class DecoupledQueryEncoder(nn.Module):
         self.cfg = cfg
         d = cfg.width
         scale = d**-0.5
-        self.grid_pos = nn.Parameter(scale * torch.randn(cfg.num_patches, d))
-        self.spatial_trunk = nn.ModuleList(_block(cfg, cross=False) for _ in range(cfg.enc_spatial_depth))
+        windows = set(cfg.window_layers)
+        if cfg.video_position_tables:
+            self.grid_pos = nn.Parameter(scale * torch.randn(cfg.num_patches, d))
+        self.spatial_trunk = nn.ModuleList(
+            _block(cfg, cross=False, spatial=True, trunk=True, window=i + 1 in windows)
+            for i in range(cfg.enc_spatial_depth)
+        )
         # Plain learned queries (the paper) start with unit variance (norm ~sqrt(D)), not
         # d**-0.5 like the position tables: the cross-attention updates of the first steps grow
         # the residual stream ~6x, and small plain queries then all carry the same
@@ -88,14 +91,20 @@ class DecoupledQueryEncoder(nn.Module):
             (scale if cfg.spatial_query_anchor else 1.0) * torch.randn(cfg.spatial_queries, d)
         )
         self.spatial_query_pos = nn.Parameter(scale * torch.randn(cfg.spatial_queries, d))
-        self.spatial_query_blocks = nn.ModuleList(_block(cfg, cross=True) for _ in range(cfg.enc_spatial_depth))
+        # a window layer's query block has no cross-attention (it reads the queries' own grid)
+        self.spatial_query_blocks = nn.ModuleList(
+            _block(cfg, cross=True, spatial=True, window=i + 1 in windows) for i in range(cfg.enc_spatial_depth)
+        )
         self.spatial_out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.latent_dim))
         if cfg.has_temporal:
-            # Delta index j = 1..k has its own embedding; differences cancel any slice embedding.
-            self.delta_pos = nn.Parameter(scale * torch.randn(cfg.max_slices - 1, d))
+            if cfg.video_position_tables:
+                # Delta index j = 1..k has its own embedding; differences cancel any slice embedding.
+                self.delta_pos = nn.Parameter(scale * torch.randn(cfg.max_slices - 1, d))
             if cfg.temporal_anchor:
                 self.anchor_pos = nn.Parameter(scale * torch.randn(d))
-            self.temporal_trunk = nn.ModuleList(_block(cfg, cross=False) for _ in range(cfg.enc_temporal_depth))
+            self.temporal_trunk = nn.ModuleList(
+                _block(cfg, cross=False, trunk=True, causal=cfg.temporal_causal) for _ in range(cfg.enc_temporal_depth)
+            )
             self.temporal_queries = nn.Parameter(scale * torch.randn(cfg.temporal_queries, d))
             self.temporal_query_pos = nn.Parameter(scale * torch.randn(cfg.temporal_queries, d))
             self.temporal_query_blocks = nn.ModuleList(
@@ -105,22 +114,34 @@ class DecoupledQueryEncoder(nn.Module):
 
     def forward(self, v: torch.Tensor, still: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         b, s = v.shape[:2]
-        zs = self._spatial(v[:, 0])
+        zs = self._spatial(v)
         zt = self._temporal(v, still) if s > 1 else None
         return zs, zt
 
-    def _spatial(self, first: torch.Tensor) -> torch.Tensor:
-        """``first``: ``(B, g, g, D)`` slice-0 features -> ``(B, Ls, 2e)``."""
-        b = first.shape[0]
-        x = rearrange(first, "b h w d -> b (h w) d") + self.grid_pos
+    def _spatial(self, v: torch.Tensor) -> torch.Tensor:
+        """``v``: ``(B, S, g, g, D)`` slice features -> ``(B, Ls, 2e)``.
+
+        The trunk reads slice 0 (``spatial_trunk_input: first_frame``) or every slice, the query
+        blocks then reading each trunk layer's output averaged over the slices (``all_slices``).
+        """
+        cfg = self.cfg
+        b, g = v.shape[0], v.shape[2]
+        src = v if cfg.spatial_trunk_input == "all_slices" else v[:, :1]
+        n_src = src.shape[1]
+        x = rearrange(src, "b s h w d -> (b s) (h w) d")
+        if cfg.video_position_tables:
+            x = x + self.grid_pos
         q = repeat(self.spatial_queries + self.spatial_query_pos, "l d -> b l d", b=b)
-        if self.cfg.spatial_query_anchor:
-            rows, cols = query_regions(self.cfg.spatial_queries)
-            regions = F.adaptive_avg_pool2d(rearrange(first, "b h w d -> b d h w"), (rows, cols))
+        rows, cols = query_regions(cfg.spatial_queries)
+        if cfg.spatial_query_anchor:
+            regions = F.adaptive_avg_pool2d(rearrange(v[:, 0], "b h w d -> b d h w"), (rows, cols))
             q = q + rearrange(regions, "b d r c -> b (r c) d")
         for trunk, query in zip(self.spatial_trunk, self.spatial_query_blocks):
-            x = trunk(x)
-            q = query(q, x)
+            if trunk.peg is not None:
+                x = trunk.peg.on_spatial(x, b, g)
+            x = trunk(x, grid=(g, g))
+            ctx = x if n_src == 1 else reduce(x, "(b s) l d -> b l d", "mean", b=b)
+            q = query(q, ctx, grid=(rows, cols))
         return normalize_halves(self.spatial_out(q))
 
     def _temporal(self, v: torch.Tensor, still: torch.Tensor | None) -> torch.Tensor:
@@ -129,19 +150,25 @@ class DecoupledQueryEncoder(nn.Module):
         b, s, g = v.shape[0], v.shape[1], v.shape[2]
         c, n_q, big_g = cfg.cell_size, cfg.temporal_queries_per_cell, cfg.query_grid
         previous = v[:, :-1] if still is None else torch.cat([still, v[:, 1:-1]], dim=1)
-        delta = v[:, 1:] - previous  # (B, k, g, g, D): motion between consecutive slices
-        grid_pos = rearrange(self.grid_pos, "(h w) d -> h w d", h=g)
-        x = delta + grid_pos + self.delta_pos[: s - 1, None, None, :]
+        x = v[:, 1:] - previous  # (B, k, g, g, D): motion between consecutive slices
+        if cfg.video_position_tables:
+            grid_pos = rearrange(self.grid_pos, "(h w) d -> h w d", h=g)
+            x = x + grid_pos + self.delta_pos[: s - 1, None, None, :]
         if cfg.temporal_anchor:
             # the first frame, embedded like a tube, as step 0 of every location's sequence: the
             # trunk reads motion relative to a known appearance
-            x = torch.cat([still + grid_pos + self.anchor_pos, x], dim=1)
+            anchor = still + self.anchor_pos
+            if cfg.video_position_tables:
+                anchor = anchor + grid_pos
+            x = torch.cat([anchor, x], dim=1)
         x = rearrange(x, "b t h w d -> (b h w) t d")
         q = repeat(
             self.temporal_queries + self.temporal_query_pos,
             "(g1 g2 m) d -> (b g1 g2) m d", b=b, g1=big_g, g2=big_g, m=n_q,
         )
         for trunk, query in zip(self.temporal_trunk, self.temporal_query_blocks):
+            if trunk.peg is not None:
+                x = trunk.peg.on_temporal(x, b, g)
             x = trunk(x)
             # A cell's queries see every time step at each of its c*c locations.
             ctx = rearrange(x, "(b g1 s1 g2 s2) t d -> (b g1 g2) (t s1 s2) d", b=b, g1=big_g, g2=big_g, s1=c, s2=c)

@@ -19,6 +19,7 @@ __all__ = ["DEFAULT_PRIOR_SIZES", "default_prior"]
 
 DEFAULT_PRIOR_SIZES: dict[str, dict[str, int]] = {
     "paper": {"n_adj": 2481, "n_noun": 8000, "n_adv": 1139, "n_verb": 10000, "embed_dim": 384, "n_edges": 200_000},
+    "release": {"n_adj": 2481, "n_noun": 8000, "n_adv": 1139, "n_verb": 10000, "embed_dim": 384, "n_edges": 200_000},
     "base": {"n_adj": 96, "n_noun": 160, "n_adv": 48, "n_verb": 112, "embed_dim": 384, "n_edges": 2_000},
 }
 
