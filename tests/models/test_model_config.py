@@ -42,6 +42,19 @@ def test_unknown_keys_are_named():
         ({"patch_size": "8"}, "patch_size"),
         ({"enc_temporal_depth": 0}, "enc_temporal_depth"),
         ({"dec_temporal_depth": 5, "dec_spatial_depth": 4}, "dec_temporal_depth"),
+        ({"attention": "linear"}, "attention"),
+        ({"feed_forward": "swiglu"}, "feed_forward"),
+        ({"peg": True}, "peg"),
+        ({"spatial_trunk_input": "middle"}, "spatial_trunk_input"),
+        ({"attention_scale": 0.0}, "attention_scale"),
+        ({"null_kv": -1}, "null_kv"),
+        ({"bias": "no"}, "bias"),
+        ({"video_position_tables": False}, "video_position_tables"),  # nothing else places slices
+        ({"rope": True, "width": 24, "heads": 4}, "rope"),  # head width 6 is not a multiple of 4
+        ({"window_layers": [1, 2, 3, 4]}, "window_layers"),  # no layer left to read the trunk
+        ({"window_layers": [2, 1]}, "window_layers"),
+        ({"window_layers": [5]}, "window_layers"),
+        ({"window_layers": [1], "window_size": 3}, "window_layers"),  # the 8 x 8 grid is no multiple of 3
     ],
 )
 def test_validation_names_the_field(changes, field):
@@ -93,7 +106,7 @@ def test_yaml_profiles():
     assert (paper.resolution, paper.width, paper.heads) == (256, 512, 8)
     assert (paper.enc_spatial_depth, paper.enc_temporal_depth, paper.dec_spatial_depth, paper.dec_temporal_depth) == (
         8, 4, 8, 4)
-    assert paper.temporal_after == (1, 3, 5, 7)
+    assert paper.temporal_after == (2, 4, 6, 8)  # the release's placement (its 0-based [1, 3, 5, 7])
     assert paper.num_latent_tokens(17) == 1280 and paper.ids_per_clip(17) == 3840
     assert paper.proxy_vocab_size == 8192 and paper.gcn_hidden == 512
     assert base.num_latent_tokens(17) == 96
