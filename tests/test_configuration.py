@@ -60,7 +60,7 @@ def test_paper_is_soft_merged_over_base():
     # a key that conf/paper leaves out comes from base; one that it gives wins; lists are replaced whole
     assert "topk" not in paper_file and paper["model"]["topk"] == base["model"]["topk"] == 2
     assert paper["model"]["width"] == 512 and base["model"]["width"] == 128
-    assert paper["model"]["dec_temporal_after"] == [1, 3, 5, 7]
+    assert paper["model"]["dec_temporal_after"] == [2, 4, 6, 8]
     # two levels down: phase 2's loop keeps base's grad_clip_norm and seed next to paper's batch size
     loop = paper["tokenizer_phase2"]["loop"]
     assert loop["batch_size"] == 12 and loop["precision"] == "bf16"
