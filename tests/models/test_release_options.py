@@ -143,19 +143,42 @@ def test_cosine_qk_equals_the_plain_expression_in_value_and_gradient(rotate):
     assert torch.autograd.gradcheck(lambda a, s: cosine_qk(a, s, None), small)
 
 
-def test_geglu_keeps_the_gated_gelu_gradient():
+@pytest.mark.parametrize("feed_forward", ["gelu", "geglu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_feed_forward_recomputing_its_activation_equals_the_layers_in_a_row(feed_forward, bias):
+    """Without dropout the feed-forward runs activation + second Linear as one autograd step that keeps
+    only the first Linear's output; values and every gradient equal those of its layers run in a row."""
     g = torch.Generator().manual_seed(0)
-    x = (3 * torch.randn(4, 7, 12, generator=g, dtype=torch.float64)).requires_grad_(True)
-    ff = FeedForward(6, 2.0, 0.0, BlockStyle(feed_forward="geglu")).double()
-    gated = ff.net[1]
-    a, gate = x.chunk(2, dim=-1)
-    want = a * F.gelu(gate)
-    assert torch.allclose(gated(x), want, atol=1e-14)
+    torch.manual_seed(0)
+    ff = FeedForward(6, 2.0, 0.0, BlockStyle(feed_forward=feed_forward, bias=bias)).double()
+    x = (3 * torch.randn(4, 7, 6, generator=g, dtype=torch.float64)).requires_grad_(True)
     grad_out = torch.randn(4, 7, 6, generator=g, dtype=torch.float64)
-    got_grad = torch.autograd.grad((gated(x) * grad_out).sum(), x)[0]
-    want_grad = torch.autograd.grad((want * grad_out).sum(), x)[0]
-    assert torch.allclose(got_grad, want_grad, atol=1e-12)
-    assert torch.autograd.gradcheck(gated, (x[:2, :2].detach().clone().requires_grad_(True),))
+    got, want = ff(x), ff.net(x)
+    assert torch.allclose(got, want, atol=1e-13)
+    params = [x, *ff.parameters()]
+    assert len(params) == (5 if bias else 3)
+    got_grads = torch.autograd.grad((got * grad_out).sum(), params)
+    want_grads = torch.autograd.grad((want * grad_out).sum(), params)
+    for a, b in zip(got_grads, want_grads):
+        assert torch.allclose(a, b, atol=1e-12) and float(a.abs().max()) > 1e-3
+    assert torch.autograd.gradcheck(ff, (x[:2, :3].detach().clone().requires_grad_(True),))
+    # under autocast the second product runs in bfloat16, as nn.Linear's would
+    ff = ff.float()
+    xf = x.detach().float().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, want = ff(xf), ff.net(xf)
+    assert got.dtype == want.dtype == torch.bfloat16 and torch.allclose(got.float(), want.float(), atol=0.02)
+    a, b = (torch.autograd.grad((y.float() * grad_out.float()).sum(), ff.net[3].weight)[0] for y in (got, want))
+    assert a.dtype == torch.float32 and torch.allclose(a, b, atol=0.05, rtol=0.02)
+
+
+def test_feed_forward_with_dropout_runs_its_layers():
+    torch.manual_seed(0)
+    ff = FeedForward(6, 2.0, 0.5).train()
+    x = torch.randn(200, 6)
+    assert float((ff(x) == ff(x)).float().mean()) < 0.5  # dropout masks differ between calls
+    ff.eval()
+    assert torch.equal(ff(x), ff.net(x))
 
 
 def _uniform_output(att: Attention, x: torch.Tensor) -> torch.Tensor:
