@@ -75,7 +75,7 @@ class SweetTokConfig(FieldChecks):
         spatial_queries: number of spatial latent tokens ``Ls`` (paper 256).
         spatial_query_anchor: add to each spatial query the average of the first frame's
             embedded patches over its own region (the grid cut into ``Ls`` regions, see
-            :func:`sweettok.models.encoder.query_regions`). Off (the paper's plain learned
+            :func:`sweettok.models.config.query_regions`). Off (the paper's plain learned
             queries), every query reads the same attention-pooled average of the frame at the
             start of training, and in short CPU runs the spatial tokens stay almost the same
             for every clip; on, each token starts from its own part of the frame.
@@ -129,7 +129,7 @@ class SweetTokConfig(FieldChecks):
             ``int(mlp_ratio * 2/3 * width)``; release: geglu).
         rope: 2-D rotary positions in every self-attention over a spatial sequence: the patch
             grid (encoder spatial trunk, decoder DQAE_s) and the spatial latents (arranged as
-            the :func:`~sweettok.models.encoder.query_regions` grid, 16 x 16 for 256). Needs a
+            the :func:`query_regions` grid, 16 x 16 for 256). Needs a
             head width divisible by 4. Release: on.
         peg: a position generator (depthwise 3x3x3 convolution over slices x rows x columns,
             added to the features) before every block of the encoder's two trunks and of the
