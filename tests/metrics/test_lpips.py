@@ -172,3 +172,21 @@ def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
     state = backbone_state_dict("alex")
     assert state["features.0.weight"].shape == (64, 3, 11, 11)
     assert path.stat().st_size > 9_000_000  # rewritten with the converted tensors
+
+
+def test_reference_features_give_the_package_distance(astronaut_clip):
+    # the split path (reference features once, candidates against them) reproduces the lpips
+    # package's own forward on the same frames, across frame chunks
+    metric = LPIPS("alex", frame_chunk=2)
+    g = torch.Generator().manual_seed(3)
+    clips = torch.cat([astronaut_clip, _blur(astronaut_clip, 1.0)])
+    noisy = (clips + 0.1 * torch.randn(clips.shape, generator=g)).clamp(-0.5, 0.5)
+    direct = metric(noisy, clips)
+    ref = metric.reference(clips)
+    assert torch.allclose(metric(noisy, clips, reference=ref), direct, rtol=1e-6, atol=1e-7)
+    frames = lambda x: x.transpose(1, 2).reshape(-1, 3, 64, 64) * 2.0  # noqa: E731
+    package = metric.network(frames(noisy), frames(clips)).flatten().reshape(2, 3).mean(dim=1)
+    assert torch.allclose(direct, package, rtol=1e-6, atol=1e-7)
+    assert direct.min() > 0.02  # not a comparison of zeros
+    with pytest.raises(ValueError, match="reference features"):
+        metric(noisy[:1], clips[:1], reference=ref)

@@ -17,6 +17,7 @@ gradients flow to the inputs only.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import lpips as lpips_pkg
@@ -109,31 +110,69 @@ class LPIPS(nn.Module):
         super().train(False)
         return self
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """LPIPS per sample.
-
-        Args:
-            x, y: clips ``(B, C, T, H, W)`` or images ``(B, C, H, W)`` in ``[-0.5, 0.5]``,
-                ``C = 3``, ``H, W >= 32`` (alex) / ``16`` (vgg).
-
-        Returns:
-            ``(B,)`` LPIPS averaged over frames (differentiable with respect to the inputs).
-        """
-        if x.shape != y.shape:
-            raise ValueError(f"shape mismatch: {tuple(x.shape)} vs {tuple(y.shape)}")
-        fx, fy = as_frames(x, "x"), as_frames(y, "y")
-        b, t, c, h, w = fx.shape
+    def _frames(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        f = as_frames(x, name)
+        b, t, c, h, w = f.shape
         if c != 3:
             raise ValueError(f"LPIPS needs RGB input, got {c} channels")
         if min(h, w) < MIN_SIDE[self.net_name]:
             raise ValueError(
                 f"LPIPS-{self.net_name} needs frames of at least {MIN_SIDE[self.net_name]} px, got {h}x{w}"
             )
-        fx = fx.reshape(b * t, c, h, w) * 2.0
-        fy = fy.reshape(b * t, c, h, w) * 2.0
         dtype = next(self.network.parameters()).dtype
+        return (f.reshape(b * t, c, h, w) * 2.0).to(dtype)
+
+    def _features(self, frames: torch.Tensor) -> list[torch.Tensor]:
+        # the lpips package's own steps: scaling layer, backbone, unit-normalised channels
+        net = self.network
+        return [lpips_pkg.normalize_tensor(o) for o in net.net.forward(net.scaling_layer(frames))]
+
+    def _distance(self, fx: list[torch.Tensor], fy: list[torch.Tensor]) -> torch.Tensor:
+        net = self.network
+        return sum(lpips_pkg.spatial_average(net.lins[k]((a - b) ** 2), keepdim=True)
+                   for k, (a, b) in enumerate(zip(fx, fy))).flatten()
+
+    @torch.no_grad()
+    def reference(self, y: torch.Tensor) -> ReferenceFeatures:
+        """Backbone features of reference clips/images, to score several candidates against them.
+
+        ``forward(x, y, reference=self.reference(y))`` equals ``forward(x, y)`` and skips the
+        backbone pass over ``y``: scoring ``m`` methods against the same clips costs ``m + 1``
+        backbone passes instead of ``2m``. Not differentiable.
+        """
+        fy = self._frames(y, "y")
+        chunks = [self._features(fy[s : s + self.frame_chunk]) for s in range(0, fy.shape[0], self.frame_chunk)]
+        return ReferenceFeatures(tuple(y.shape), chunks)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, reference: ReferenceFeatures | None = None) -> torch.Tensor:
+        """LPIPS per sample.
+
+        Args:
+            x, y: clips ``(B, C, T, H, W)`` or images ``(B, C, H, W)`` in ``[-0.5, 0.5]``,
+                ``C = 3``, ``H, W >= 32`` (alex) / ``16`` (vgg).
+            reference: :meth:`reference` of ``y`` (then ``y``'s backbone pass is skipped).
+
+        Returns:
+            ``(B,)`` LPIPS averaged over frames (differentiable with respect to the inputs).
+        """
+        if x.shape != y.shape:
+            raise ValueError(f"shape mismatch: {tuple(x.shape)} vs {tuple(y.shape)}")
+        if reference is not None and reference.shape != tuple(y.shape):
+            raise ValueError(f"reference features are of shape {reference.shape}, y is {tuple(y.shape)}")
+        fx = self._frames(x, "x")
+        fy = self._frames(y, "y") if reference is None else None
         values = []
-        for start in range(0, b * t, self.frame_chunk):
+        for i, start in enumerate(range(0, fx.shape[0], self.frame_chunk)):
             sl = slice(start, start + self.frame_chunk)
-            values.append(self.network(fx[sl].to(dtype), fy[sl].to(dtype)).flatten())
-        return torch.cat(values).reshape(b, t).mean(dim=1)
+            ref = self._features(fy[sl]) if reference is None else reference.chunks[i]
+            values.append(self._distance(self._features(fx[sl]), ref))
+        b = x.shape[0]
+        return torch.cat(values).reshape(b, -1).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class ReferenceFeatures:
+    """Normalised backbone features of reference frames (:meth:`LPIPS.reference`), per frame chunk."""
+
+    shape: tuple[int, ...]
+    chunks: list[list[torch.Tensor]]
