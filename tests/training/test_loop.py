@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from sweettok.training.checkpoint import latest_checkpoint, load_state_file
+from sweettok.training.checkpoint import CheckpointError, latest_checkpoint, load_state_file
 from sweettok.training.logs import read_log
 from sweettok.training.loop import LoopConfig, StepOutput, TrainPart, train
 
@@ -287,3 +287,24 @@ def test_each_loss_trains_only_its_part_and_late_parts_wait(tmp_path):
             run_dir=tmp_path / "bad",
             model_config={},
         )
+
+
+def test_resume_refuses_a_run_of_another_model_configuration(tmp_path):
+    # same parameter shapes, another meaning: resuming would go on silently with the wrong model
+    data = torch.arange(8, dtype=torch.float32).view(8, 1) / 8
+
+    def run(steps, model_config):
+        model = Affine(0.5)
+        cfg = LoopConfig(total_steps=steps, batch_size=4, grad_clip_norm=None, shuffle=False,
+                         checkpoint_every=1, progress=False, device="cpu")
+        result = train(lambda b, ctx: (ctx.modules["model"](b) - 1.0).pow(2).mean(), model,
+                       torch.optim.SGD(model.parameters(), lr=0.3), None, None, data, cfg,
+                       run_dir=tmp_path / "run", model_config=model_config)
+        return result.step, model.w.item()
+
+    first = run(2, {"kind": "affine", "norm": "group", "sizes": (1, 1)})
+    # the same configuration resumes (a tuple saved as a JSON list is the same value)
+    assert run(3, {"kind": "affine", "norm": "group", "sizes": [1, 1]})[0] == 3
+    with pytest.raises(CheckpointError, match=r"another model configuration \(norm: 'group' -> 'channel'\)"):
+        run(4, {"kind": "affine", "norm": "channel", "sizes": (1, 1)})
+    assert first[0] == 2

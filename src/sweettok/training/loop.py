@@ -37,6 +37,7 @@ figure. The process group is left open for the caller (``distributed.cleanup``).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import time
@@ -60,6 +61,7 @@ from sweettok.training.checkpoint import (
     load_module_weights,
     load_state_file,
     load_training_state,
+    read_checkpoint_config,
     resolve_resume,
     save_checkpoint,
 )
@@ -374,6 +376,8 @@ def train(
     if main:
         try:
             found = resolve_resume(cfg.resume, run)
+            if found is not None:
+                _check_same_model(found, model_config)
             choice[0] = str(found) if found is not None else None
         except CheckpointError as err:
             choice[1] = str(err)
@@ -595,6 +599,24 @@ def train(
         log_path=logger.path if logger is not None else None,
         plot_path=plot_path,
         last_logs=last_logs,
+    )
+
+
+def _check_same_model(ckpt: Path, model_config: Mapping[str, Any]) -> None:
+    """Refuse to resume weights trained for another model configuration.
+
+    Weights of the same shapes would load, and the run would go on with a model that means
+    something else (a different normalisation, say).
+    """
+    saved = read_checkpoint_config(ckpt).get("model_config")
+    wanted = json.loads(json.dumps(dict(model_config), sort_keys=True))
+    if saved == wanted:
+        return
+    keys = sorted(k for k in set(saved or {}) | set(wanted) if (saved or {}).get(k) != wanted.get(k))
+    shown = ", ".join(f"{k}: {(saved or {}).get(k, '<absent>')!r} -> {wanted.get(k, '<absent>')!r}" for k in keys[:6])
+    raise CheckpointError(
+        f"{ckpt} was trained with another model configuration ({shown}); remove {ckpt.parent} or set "
+        f"loop.resume: never to start again"
     )
 
 
