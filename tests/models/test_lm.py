@@ -186,3 +186,23 @@ def test_bench_lm_reports_both_paths(tmp_path):
     assert row["seconds_with_cache"] > 0 and row["speedup"] == pytest.approx(
         row["seconds_without_cache"] / row["seconds_with_cache"])
     assert report["sequence_length"] == 23
+
+
+def test_attention_dropout_is_its_own_rate():
+    # dropout on the attention weights only where attention_dropout (default: dropout) says so
+    vocab = LMVocabulary(TokenLMConfig(**SMALL))
+    seq = vocab.to_sequence(torch.zeros(2, vocab.clip_ids, dtype=torch.long), torch.tensor([0, 1]))[:, :-1]
+
+    def twice(**rates):
+        torch.manual_seed(0)
+        m = _model(**rates).train()
+        return m(seq), m(seq)
+
+    a, b = twice(dropout=0.0, attention_dropout=0.5)
+    assert not torch.allclose(a, b)  # the attention weights are dropped, differently each call
+    a, b = twice(dropout=0.0, attention_dropout=0.0)
+    assert torch.equal(a, b)
+    assert _model(dropout=0.3).blocks[0].attn.dropout == 0.3  # None: the model's dropout
+    assert _model(dropout=0.3, attention_dropout=0.0).blocks[0].attn.dropout == 0.0
+    with pytest.raises(ValueError, match="attention_dropout"):
+        TokenLMConfig(**{**SMALL, "attention_dropout": 1.0})

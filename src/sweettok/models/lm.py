@@ -56,6 +56,11 @@ class TokenLMConfig(FieldChecks):
         classes: class labels the LM is conditioned on.
         width, depth, heads, mlp_ratio, dropout: the transformer (pre-norm GPT blocks, learned
             positions, tied input/output embeddings).
+        attention_dropout: dropout on the attention weights (``None``: ``dropout``). On the CPU
+            any value above 0 takes attention off the fused kernel onto the explicit softmax path
+            and draws a ``(B, heads, T, T)`` mask per layer: with 16 x 289-token sequences, a
+            training step of the base LM took 0.79 s with 0.1 everywhere and 0.45 s with
+            dropout 0 (2 threads, side by side).
     """
 
     n_adj: int
@@ -71,6 +76,7 @@ class TokenLMConfig(FieldChecks):
     heads: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.0
+    attention_dropout: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_adj", "n_noun", "n_adv", "n_verb", "topk", "spatial_tokens", "classes", "width", "depth",
@@ -85,6 +91,10 @@ class TokenLMConfig(FieldChecks):
         self._check_float("dropout", 0.0, inclusive=True)
         if self.dropout >= 1.0:
             self._fail("dropout", f"must be < 1, got {self.dropout}")
+        if self.attention_dropout is not None:
+            self._check_float("attention_dropout", 0.0, inclusive=True)
+            if self.attention_dropout >= 1.0:
+                self._fail("attention_dropout", f"must be < 1, got {self.attention_dropout}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "lm.model") -> TokenLMConfig:
@@ -182,7 +192,7 @@ class _Attention(nn.Module):
         self.heads = cfg.heads
         self.qkv = nn.Linear(cfg.width, 3 * cfg.width)
         self.proj = nn.Linear(cfg.width, cfg.width)
-        self.dropout = cfg.dropout
+        self.dropout = cfg.dropout if cfg.attention_dropout is None else cfg.attention_dropout
 
     def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
         b, t, d = x.shape

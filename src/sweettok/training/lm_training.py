@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LMTrainingConfig", "SequenceDataset", "evaluate_nll", "train_lm", "unigram_baselines"]
 
-MODEL_SIZE_KEYS = ("width", "depth", "heads", "mlp_ratio", "dropout")
+MODEL_SIZE_KEYS = ("width", "depth", "heads", "mlp_ratio", "dropout", "attention_dropout")
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class LMTrainingConfig(TrainingSections, FieldChecks):
     """Parameters of LM training (``lm.training`` in the parameters).
 
     Attributes:
-        model: the transformer's size (``width``, ``depth``, ``heads``, ``mlp_ratio``, ``dropout``;
+        model: the transformer's size (``width``, ``depth``, ``heads``, ``mlp_ratio``, ``dropout``,
+            ``attention_dropout``;
             the vocabulary comes from the tokenizer).
         optimizer, schedule, loop: `OptimizerConfig`, warm-up/min-ratio, `LoopConfig` fields (the
             paper: AdamW betas (0.9, 0.96), lr 1e-4, weight decay 0.03, 10K warm-up, cosine,
