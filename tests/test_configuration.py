@@ -67,6 +67,10 @@ def test_paper_is_soft_merged_over_base():
     assert loop["grad_clip_norm"] == base["tokenizer_phase2"]["loop"]["grad_clip_norm"] == 1.0
     assert paper["tokenizer_phase2"]["discriminator"] == {"base_channels": 64, "num_downsamples": 3, "norm_groups": 8}
     assert paper["ingest"] == base["ingest"]  # conf/paper has no ingest file
+    # a null in conf/paper replaces base's value (rFID on every held-out image, not base's 64)
+    assert base["image_finetune"]["evaluation"]["fid_images"] == 64
+    assert paper["image_finetune"]["evaluation"]["fid_images"] is None
+    assert paper["image_finetune"]["evaluation"]["batch_size"] == base["image_finetune"]["evaluation"]["batch_size"]
 
 
 def test_conf_paper_holds_only_what_differs():

@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from sweettok.metrics.image_reconstruction import (AFTER, BEFORE, ImageEvaluationConfig, image_baselines,
                                                    image_evaluation_methods, image_figure, pick_examples,
-                                                   score_images)
+                                                   score_images, spread_indices)
 from sweettok.models.tokenizer import ImageTokenizer
 from sweettok.schemas import ImageMetricsSchema
 
@@ -96,3 +96,18 @@ def test_figure_shares_one_colour_scale(one_thread):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_rfid_on_a_spread_subset(one_thread):
+    # rFID of a subset equals rFID computed directly on those images; the other scores use all
+    images = smooth_images(7, size=64, seed=8)
+    noisy = lambda x: (x + 0.2 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(-.5, .5)  # noqa: E731
+    pick = spread_indices(7, 4)
+    assert pick.tolist() == [0, 2, 4, 6] and spread_indices(3, 4).tolist() == [0, 1, 2]
+    with threadpool_limits(limits=1, user_api="blas"):
+        table, recons = score_images({"noisy": noisy}, images, fid=True, fid_images=4, batch_size=8)
+        direct, _ = score_images({"noisy": lambda x: recons["noisy"][pick]}, images[pick], fid=True, batch_size=8)
+    row, ref = table.iloc[0], direct.iloc[0]
+    assert row["fid_images"] == 4 and row["images"] == 7
+    assert row["fid"] == pytest.approx(ref["fid"], rel=1e-6) and row["fid"] > 1.0
+    assert row["psnr"] != pytest.approx(ref["psnr"], abs=1e-9)  # PSNR is over all 7

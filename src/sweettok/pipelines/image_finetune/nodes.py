@@ -59,7 +59,7 @@ def evaluate_images(image_cache: ImageCache, tokenizer: VideoTokenizer, image_to
     log.info("held-out images: %d from %s", len(images), ", ".join(sorted(heldout.index["origin"].unique())))
     methods, tokens, bits = image_evaluation_methods(tokenizer, image_tokenizer, cfg, device)
     table, recons = score_images(methods, images, tokens=tokens, bits=bits, fid=cfg.fid,
-                                 batch_size=cfg.batch_size, device=device)
+                                 fid_images=cfg.fid_images, batch_size=cfg.batch_size, device=device)
     log_image_table(table)
     picks = pick_examples(list(heldout.index["origin"]), cfg.figure_images)
     figure = image_figure(images, {k: recons[k] for k in methods}, picks,
