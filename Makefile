@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/sweettok bench model --out data/08_reporting/bench_model.json
 	$(BIN)/sweettok bench tokenizer --out data/08_reporting/bench_tokenizer.json
 	$(BIN)/sweettok bench i3d --out data/08_reporting/bench_i3d.json
+	$(BIN)/python scripts/bench_scoring.py --out data/08_reporting/bench_scoring.json
 
 # Deletes every pipeline output; keeps the committed files that no stage writes (DVC's
 # .gitignore files, the compute curve's records and the benchmark reports).
