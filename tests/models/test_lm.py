@@ -206,3 +206,18 @@ def test_attention_dropout_is_its_own_rate():
     assert _model(dropout=0.3, attention_dropout=0.0).blocks[0].attn.dropout == 0.0
     with pytest.raises(ValueError, match="attention_dropout"):
         TokenLMConfig(**{**SMALL, "attention_dropout": 1.0})
+
+
+def test_id_classifier_scores_words_no_training_clip_used():
+    # a sample may hold a word that no real clip used: the classifier covers every word the
+    # LM can sample, and names ids outside them
+    from sweettok.metrics.generation import IdClassifier
+
+    train = np.array([[0, 1], [0, 2], [3, 1], [3, 2]])
+    labels = np.array([0, 0, 1, 1])
+    clf = IdClassifier(n_words=6, classes=2).fit(train, labels)
+    assert clf.predict(np.array([[0, 5], [3, 5], [5, 5]])).tolist()[:2] == [0, 1]
+    post = clf.log_posterior(np.array([[5, 5]]))
+    assert np.isfinite(post).all() and post[0, 0] == pytest.approx(post[0, 1])  # unseen word: no evidence
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 6\)"):
+        clf.predict(np.array([[0, 6]]))

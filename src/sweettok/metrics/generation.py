@@ -45,8 +45,15 @@ class IdClassifier:
     alpha: float = 0.5
     max_table: int = 50_000_000
 
+    def _check(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n_words):
+            raise ValueError(f"ids must lie in [0, {self.n_words}) (the classifier's words), got "
+                             f"[{ids.min()}, {ids.max()}]")
+        return ids
+
     def fit(self, ids: np.ndarray, labels: np.ndarray) -> IdClassifier:
-        ids, labels = np.asarray(ids, np.int64), np.asarray(labels, np.int64)
+        ids, labels = self._check(ids), np.asarray(labels, np.int64)
         n, length = ids.shape
         self.positional = self.classes * length * self.n_words <= self.max_table
         if not self.positional:  # one position holding every id
@@ -63,7 +70,7 @@ class IdClassifier:
 
     def log_posterior(self, ids: np.ndarray) -> np.ndarray:
         """Unnormalised ``(N, classes)`` log posteriors."""
-        ids = np.asarray(ids, np.int64)
+        ids = self._check(ids)
         if not self.positional:
             return (self.log_word[:, 0][:, ids].sum(-1) + self.log_prior[:, None]).T
         pos = np.arange(ids.shape[1])

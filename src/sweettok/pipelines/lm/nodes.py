@@ -160,8 +160,9 @@ def score_generation(generated_ids: pd.DataFrame, token_ids: pd.DataFrame, clip_
     train_rows, test_rows = token_ids[token_ids["split"] == "train"], token_ids[token_ids["split"] == "test"]
     fake_ids, fake_labels = id_matrix(generated_ids), generated_ids["label_index"].to_numpy()
 
-    n_words = int(max(id_matrix(token_ids).max(), fake_ids.max())) + 1
-    classifier = IdClassifier(n_words, len(classes)).fit(id_matrix(train_rows), train_rows["label_index"].to_numpy())
+    # every word the LM can sample, not the largest id seen so far: the guidance sweep below
+    # samples again and may draw a word no clip used
+    classifier = IdClassifier(token_lm.vocab.words, len(classes)).fit(id_matrix(train_rows), train_rows["label_index"].to_numpy())
     real_test_acc = classifier.accuracy(id_matrix(test_rows), test_rows["label_index"].to_numpy())
     pred_ids = classifier.predict(fake_ids)
     recognised = binomial_summary(int((pred_ids == fake_labels).sum()), len(fake_labels), 1.0 / len(classes))
