@@ -169,7 +169,6 @@ def reconstruct_images(method: ImageReconstructor, images: torch.Tensor, batch_s
     return torch.cat(out), (float(torch.cat(used).mean()) if used else None)
 
 
-@torch.no_grad()
 def spread_indices(n: int, k: int | None) -> torch.Tensor:
     """``min(k, n)`` distinct indices evenly spread over ``range(n)`` (all of them when ``k`` is None)."""
     if k is None or k >= n:
@@ -177,6 +176,7 @@ def spread_indices(n: int, k: int | None) -> torch.Tensor:
     return torch.linspace(0, n - 1, k).round().long()
 
 
+@torch.no_grad()
 def score_images(methods: Mapping[str, ImageReconstructor], images: torch.Tensor, *,
                  tokens: Mapping[str, int | None] | None = None, bits: Mapping[str, float] | None = None,
                  fid: bool = True, fid_images: int | None = None, batch_size: int = 32,
@@ -233,7 +233,8 @@ def score_images(methods: Mapping[str, ImageReconstructor], images: torch.Tensor
         if fid:
             from sweettok.metrics.fid import fid as fid_of
 
-            result = fid_of(real_stats, recon[fid_pick], model=inception, batch_size=batch_size, device=device, progress=False)
+            result = fid_of(real_stats, recon[fid_pick], model=inception, batch_size=batch_size, device=device,
+                            progress=False)
             fid_value, fid_count = result.value, result.fake_images
         n_tokens = tokens.get(name)
         rows.append({"method": name, "kind": "tokenizer" if n_tokens is not None else "baseline",

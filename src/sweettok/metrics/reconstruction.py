@@ -209,7 +209,8 @@ def score_reconstructions(methods: Mapping[str, Reconstructor],
             ranges = frame_ranges(t)
             sums = {(name, r): torch.zeros(4, dtype=torch.float64) for name in methods for r in ranges}
         ref_frames = batch.transpose(1, 2).reshape(b * t, c, h, w)
-        ref_lpips = lpips.reference(ref_frames) if hasattr(lpips, "reference") else None
+        # the test clips' LPIPS features once per batch, for every method (a plain module: none)
+        ref_lpips = {"reference": lpips.reference(ref_frames)} if hasattr(lpips, "reference") else {}
         for name, method in methods.items():
             recon = method(batch).clamp(-0.5, 0.5)
             if recon.shape != batch.shape:
@@ -223,10 +224,7 @@ def score_reconstructions(methods: Mapping[str, Reconstructor],
             frames = recon.transpose(1, 2).reshape(b * t, c, h, w)
             mse = frame_mse(recon, batch).double()  # (B, T)
             per_frame_ssim = ssim(frames, ref_frames).double().reshape(b, t)
-            if ref_lpips is None:
-                per_frame_lpips = lpips(frames, ref_frames).double().reshape(b, t)
-            else:
-                per_frame_lpips = lpips(frames, ref_frames, reference=ref_lpips).double().reshape(b, t)
+            per_frame_lpips = lpips(frames, ref_frames, **ref_lpips).double().reshape(b, t)
             for r, sl in ranges.items():
                 scores = torch.stack([psnr_of_mse(mse[:, sl].mean(dim=1)), psnr_of_mse(mse[:, sl]).mean(dim=1),
                                       per_frame_ssim[:, sl].mean(dim=1), per_frame_lpips[:, sl].mean(dim=1)])
