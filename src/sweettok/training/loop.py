@@ -608,12 +608,12 @@ def _check_same_model(ckpt: Path, model_config: Mapping[str, Any]) -> None:
     Weights of the same shapes would load, and the run would go on with a model that means
     something else (a different normalisation, say).
     """
-    saved = read_checkpoint_config(ckpt).get("model_config") or {}
-    wanted = json.loads(json.dumps(dict(model_config), sort_keys=True))  # tuples as JSON lists
+    saved = read_checkpoint_config(ckpt).get("model_config")
+    wanted = json.loads(json.dumps(dict(model_config), sort_keys=True))
     if saved == wanted:
         return
-    keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-    shown = ", ".join(f"{k}: {saved.get(k, '<absent>')!r} -> {wanted.get(k, '<absent>')!r}" for k in keys[:6])
+    keys = sorted(k for k in set(saved or {}) | set(wanted) if (saved or {}).get(k) != wanted.get(k))
+    shown = ", ".join(f"{k}: {(saved or {}).get(k, '<absent>')!r} -> {wanted.get(k, '<absent>')!r}" for k in keys[:6])
     raise CheckpointError(
         f"{ckpt} was trained with another model configuration ({shown}); remove {ckpt.parent} or set "
         f"loop.resume: never to start again"
