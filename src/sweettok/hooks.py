@@ -1,12 +1,16 @@
-"""Kedro hooks: every table in the catalog is validated by its pandera schema.
+"""Kedro hooks: every table in the catalog is validated by its pandera schema, and every
+node's wall time is logged.
 
 Tables are checked when a node is about to save them and again when a node loads
-them, so a hand-edited or stale file is caught before it reaches a model.
+them, so a hand-edited or stale file is caught before it reaches a model. At the end of a
+run (or at the node that failed) the nodes' wall times are logged, slowest first, with
+their share of the run.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import pandas as pd
@@ -35,3 +39,46 @@ class PanderaValidationHook:
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any, node: Any) -> None:
         self._validate(dataset_name, data, "load")
+
+
+class NodeTimingHook:
+    """Log each node's wall time when it ends and, after the run, every node's time, slowest first."""
+
+    def __init__(self, clock=time.perf_counter) -> None:
+        self._clock = clock
+        self._started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
+        self._started.clear()
+        self.seconds.clear()
+
+    @hook_impl
+    def before_node_run(self, node: Any) -> None:
+        self._started[node.name] = self._clock()
+
+    @hook_impl
+    def after_node_run(self, node: Any) -> None:
+        start = self._started.pop(node.name, None)
+        if start is not None:
+            self.seconds[node.name] = self._clock() - start
+            log.info("node %s took %.1f s", node.name, self.seconds[node.name])
+
+    def summary(self) -> str:
+        """The timed nodes, slowest first: seconds and share of their sum."""
+        total = sum(self.seconds.values())
+        lines = [f"node times ({len(self.seconds)} nodes, {total:.1f} s in all):"]
+        for name, sec in sorted(self.seconds.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {sec:8.1f} s  {100 * sec / max(total, 1e-9):5.1f}%  {name}")
+        return "\n".join(lines)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        if self.seconds:
+            log.info(self.summary())
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        if self.seconds:
+            log.info(self.summary())

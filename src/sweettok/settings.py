@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from sweettok.hooks import PanderaValidationHook
+from sweettok.hooks import NodeTimingHook, PanderaValidationHook
 
-HOOKS = (PanderaValidationHook(),)
+HOOKS = (PanderaValidationHook(), NodeTimingHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 # `parameters` are soft-merged: a run environment (conf/paper, conf/local) holds only the keys
