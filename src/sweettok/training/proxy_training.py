@@ -1,7 +1,7 @@
 """Training the proxy tokenizer, and writing its code ids for every cached clip.
 
-Loss: ``l2_weight * MSE + lpips_weight * LPIPS + vq_loss`` on the clip cache's training
-split. LPIPS runs on ``lpips_frames`` randomly chosen frames per clip (all frames when 0),
+Loss: ``l2_weight * MSE + colour_weight * patch-colour MSE + lpips_weight * LPIPS + vq_loss``
+on the clip cache's training split (the colour term: :mod:`sweettok.training.losses`). LPIPS runs on ``lpips_frames`` randomly chosen frames per clip (all frames when 0),
 which keeps the perceptual term affordable on a CPU.
 """
 
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from sweettok.data.clips import ClipDataset
 from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
 from sweettok.training.ema import EMA
+from sweettok.training.losses import patch_colour_mse
 from sweettok.training.loop import StepContext, StepOutput, TrainingSections, TrainResult, train
 from sweettok.training.rng import seed_everything
 from sweettok.training.schedule import build_adamw, build_scheduler
@@ -37,6 +38,8 @@ class ProxyTrainingConfig(TrainingSections):
         schedule: ``warmup_steps`` and ``min_lr_ratio`` (the cosine ends at ``loop.total_steps``).
         loop: `LoopConfig` fields.
         l2_weight, lpips_weight: weights of the reconstruction terms.
+        colour_weight: weight of the MSE of the mean colours of the proxy's patch squares
+            (`sweettok.training.losses.patch_colour_mse`; 0: off).
         lpips_frames: frames per clip scored by LPIPS during training (0: all).
         ema_decay: EMA of the weights (``null``: none; the codes are written with the EMA
             weights when there is one).
@@ -51,6 +54,7 @@ class ProxyTrainingConfig(TrainingSections):
     l2_weight: float = 1.0
     lpips_weight: float = 0.1
     lpips_frames: int = 4
+    colour_weight: float = 0.0
     ema_decay: float | None = None
     run_dir: str = "data/06_models/proxy"
     encode_batch_size: int = 16
@@ -61,7 +65,7 @@ class ProxyTrainingConfig(TrainingSections):
         self.loop_config
         self.optimizer_config
         self.schedule_config
-        for name in ("l2_weight", "lpips_weight", "lpips_frames"):
+        for name in ("l2_weight", "lpips_weight", "lpips_frames", "colour_weight"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ParamError(name, f"must be a number >= 0, got {value!r}", owner="ProxyTrainingConfig")
@@ -107,6 +111,10 @@ def train_proxy(clips: ClipDataset, cfg: ProxyTrainingConfig, provenance: Mappin
         loss = cfg.l2_weight * mse + out.vq_loss
         logs = {"mse": mse.detach(), "vq": out.vq_loss.detach(), "perplexity": out.perplexity,
                 "usage": out.usage_fraction}
+        if cfg.colour_weight > 0:
+            colour = patch_colour_mse(out.reconstruction, clip, cfg.model_config.patch_size)
+            loss = loss + cfg.colour_weight * colour
+            logs["colour"] = colour.detach()
         if lpips is not None:
             idx = frame_subset(clip.shape[2], cfg.lpips_frames, clip.device)
             perceptual = lpips(out.reconstruction.index_select(2, idx), clip.index_select(2, idx)).mean()

@@ -6,7 +6,8 @@ term, ``SweetTokConfig.code_diversity_weight``; logged as ``diversity``, before 
 
 Phase 2 ("without proxy code"): patch embedding, encoder (trunks and queries) and the
 quantizer are frozen; the decoder's logits go through a softmax, a weighted sum of the
-proxy codebook and the proxy's pixel decoder (trained) to pixels. Loss = L2 + LPIPS +
+proxy codebook and the proxy's pixel decoder (trained) to pixels. Loss = L2 (+ the MSE of
+patch mean colours, ``colour_weight``) + LPIPS +
 a hinge 3-D PatchGAN term (the discriminator starts at ``disc_start`` with its own
 optimiser) + LeCam regularisation of the discriminator.
 """
@@ -25,6 +26,7 @@ from sweettok.models.discriminator import DiscriminatorConfig, LeCamEMA, PatchDi
 from sweettok.models.sweettok import SweetTok
 from sweettok.models.tokenizer import VideoTokenizer
 from sweettok.training.ema import EMA
+from sweettok.training.losses import patch_colour_mse
 from sweettok.training.loop import StepContext, StepOutput, TrainingSections, TrainPart, TrainResult, train
 from sweettok.training.proxy_training import frame_subset
 from sweettok.training.rng import seed_everything
@@ -44,6 +46,8 @@ class PhaseConfig(TrainingSections):
         run_dir: checkpoints, log, loss curve.
         mlc_weight: phase 1: weight of the MLC loss next to the cross-entropy.
         l2_weight, lpips_weight, lpips_frames: phase 2 reconstruction terms.
+        colour_weight: phase 2: weight of the MSE of the mean colours of the model's patch
+            squares (`sweettok.training.losses.patch_colour_mse`; 0: off).
         gan_weight, disc_start, lecam_weight: phase 2 adversarial terms.
         discriminator, disc_optimizer: phase 2 discriminator architecture and AdamW.
     """
@@ -57,6 +61,7 @@ class PhaseConfig(TrainingSections):
     l2_weight: float = 1.0
     lpips_weight: float = 0.1
     lpips_frames: int = 4
+    colour_weight: float = 0.0
     gan_weight: float = 0.01
     disc_start: int = 20000
     lecam_weight: float = 0.001
@@ -74,7 +79,7 @@ class PhaseConfig(TrainingSections):
         if decay is not None and not (isinstance(decay, (int, float)) and 0.0 < decay < 1.0):
             raise ParamError("ema_decay", f"must be in (0, 1) or null, got {self.ema_decay!r}", owner="PhaseConfig")
         for name in ("mlc_weight", "l2_weight", "lpips_weight", "gan_weight", "lecam_weight", "lpips_frames",
-                     "disc_start"):
+                     "disc_start", "colour_weight"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ParamError(name, f"must be a number >= 0, got {value!r}", owner="PhaseConfig")
@@ -143,6 +148,10 @@ def train_phase2(model: VideoTokenizer, dataset, cfg: PhaseConfig,
         mse = F.mse_loss(recon, clip)
         loss = cfg.l2_weight * mse
         logs: dict[str, Any] = {"mse": mse.detach()}
+        if cfg.colour_weight > 0:
+            colour = patch_colour_mse(recon, clip, raw_model.cfg.patch_size)
+            loss = loss + cfg.colour_weight * colour
+            logs["colour"] = colour.detach()
         if lpips is not None:
             lpips.to(ctx.device)
             idx = frame_subset(clip.shape[2], cfg.lpips_frames, clip.device)
