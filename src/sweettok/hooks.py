@@ -42,28 +42,47 @@ class PanderaValidationHook:
 
 
 class NodeTimingHook:
-    """Log each node's wall time when it ends and, after the run, every node's time, slowest first."""
+    """Log each node's wall time, up to its last output saved, and after the run every node's time,
+    slowest first. (A node may return a generator that its dataset consumes while saving, so the
+    time runs until the node's outputs are all saved, not only until its function returns.)"""
 
     def __init__(self, clock=time.perf_counter) -> None:
         self._clock = clock
         self._started: dict[str, float] = {}
+        self._unsaved: dict[str, set[str]] = {}
         self.seconds: dict[str, float] = {}
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
         self._started.clear()
+        self._unsaved.clear()
         self.seconds.clear()
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:
         self._started[node.name] = self._clock()
+        self._unsaved[node.name] = set(node.outputs)
+
+    def _done(self, name: str) -> None:
+        log.info("node %s took %.1f s", name, self.seconds[name])
+        self._started.pop(name, None)
+        self._unsaved.pop(name, None)
 
     @hook_impl
     def after_node_run(self, node: Any) -> None:
-        start = self._started.pop(node.name, None)
-        if start is not None:
-            self.seconds[node.name] = self._clock() - start
-            log.info("node %s took %.1f s", node.name, self.seconds[node.name])
+        if node.name in self._started:
+            self.seconds[node.name] = self._clock() - self._started[node.name]
+            if not self._unsaved.get(node.name):
+                self._done(node.name)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, node: Any) -> None:
+        name = getattr(node, "name", None)
+        if name in self._started:
+            self.seconds[name] = self._clock() - self._started[name]
+            self._unsaved[name].discard(dataset_name)
+            if not self._unsaved[name]:
+                self._done(name)
 
     def summary(self) -> str:
         """The timed nodes, slowest first: seconds and share of their sum."""
