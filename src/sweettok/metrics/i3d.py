@@ -262,6 +262,10 @@ class I3D(nn.Module):
         if tuple(x.shape[3:]) != (INPUT_SIZE, INPUT_SIZE):
             raise ValueError(f"I3D takes {INPUT_SIZE}x{INPUT_SIZE} frames, got {x.shape[3]}x{x.shape[4]}; "
                              "resize with sweettok.metrics.fvd.preprocess")
+        if x.device.type == "cpu":
+            # oneDNN's 3-D convolutions run channels-last: 1.6x faster on 2 cores (bench_i3d), the
+            # same logits to float rounding (2.5e-5); the weights follow (load_i3d)
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         with _full_fp32_convolutions(x.device):
             h = self.Conv3d_1a_7x7(x)
             h = self.MaxPool3d_2a_3x3(h)
@@ -398,7 +402,10 @@ def load_i3d(device: str | torch.device | None = None) -> I3D:
     model = I3D()
     model.load_state_dict(i3d_state_dict(), strict=True)
     model.requires_grad_(False)
-    return model.eval().to(device)
+    model = model.eval().to(device)
+    if model.logits.weight.device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last_3d)  # see I3D.forward
+    return model
 
 
 def main() -> None:  # pragma: no cover - thin CLI
