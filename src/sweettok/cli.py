@@ -440,7 +440,11 @@ def bench_i3d(args: argparse.Namespace) -> int:
     print(f"I3D on {report['device']}, {report['torch_threads']} torch threads, clips {shape}, "
           f"load average {report['load_average_1m']['before']:.1f}:")
     for r in report["rows"]:
-        print(f"  batch {r['batch']:3d}: {r['clips_per_s']:7.2f} clips/s ({r['seconds_per_batch_median']:.2f} s/batch)")
+        line = f"  batch {r['batch']:3d}: {r['clips_per_s']:7.2f} clips/s ({r['seconds_per_batch_median']:.2f} s/batch)"
+        if "contiguous_clips_per_s" in r:
+            line += (f"; contiguous layout {r['contiguous_clips_per_s']:.2f} clips/s, channels-last "
+                     f"{r['channels_last_speedup']:.2f}x")
+        print(line)
     print(f"wrote {out}")
     return 0
 

@@ -239,4 +239,22 @@ def test_bench_i3d_command_writes_its_figures(tmp_path, capsys):
     assert report["clip_shape"] == [3, 9, 224, 224] and report["device"].startswith("cpu")
     (row,) = report["rows"]
     assert row["batch"] == 1 and row["clips_per_s"] == pytest.approx(1 / row["seconds_per_batch_median"])
+    # on the CPU the contiguous layout is timed beside the channels-last one the metric uses
+    assert report["layout"] == "channels_last_3d"
+    assert row["channels_last_speedup"] == pytest.approx(
+        row["clips_per_s"] / row["contiguous_clips_per_s"])
     assert "clips/s" in capsys.readouterr().out
+
+
+def test_channels_last_gives_the_contiguous_networks_logits():
+    import copy
+
+    model = load_i3d("cpu")
+    assert model.channels_last and model.Conv3d_1a_7x7.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    plain = copy.deepcopy(model).use_channels_last(False)
+    assert not plain.channels_last and plain.Conv3d_1a_7x7.conv.weight.is_contiguous()
+    x = torch.rand(1, 3, 9, 224, 224, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    with torch.inference_mode():
+        (a, fa), (b, fb) = model(x), plain(x)
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+    torch.testing.assert_close(fa, fb, atol=1e-5, rtol=0)

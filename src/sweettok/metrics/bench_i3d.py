@@ -7,10 +7,15 @@ untimed passes, then ``repeats`` timed ones (``time.perf_counter``, with a CUDA 
 on GPU); reported: the median pass time and ``B / median`` clips per second. The report
 records the device, torch's intra-op threads, the machine's cores and its 1-minute load
 average before and after (CPU figures are only comparable on an otherwise idle machine).
+
+On the CPU each batch size is also timed with the network in the contiguous layout, pass for
+pass alternating with the channels-last one that :func:`~sweettok.metrics.i3d.load_i3d` uses, so
+the two are measured side by side (``contiguous_*`` fields and ``channels_last_speedup``).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import statistics
@@ -50,31 +55,46 @@ def run_i3d_benchmark(batch_sizes: list[int], frames: int = 16, repeats: int = 2
         raise ValueError(f"need batch sizes >= 1 and repeats >= 1, got {batch_sizes} and {repeats}")
     model = load_i3d(device)
     dev = next(model.parameters()).device
+    # the same weights in the contiguous layout, timed beside the channels-last network
+    plain = copy.deepcopy(model).use_channels_last(False) if model.channels_last else None
     gen = torch.Generator().manual_seed(seed)
     rows = []
     load_before = os.getloadavg()[0]
-    passes = (warmup + repeats) * len(batch_sizes)
+    nets = [model] + ([plain] if plain is not None else [])
+    passes = (warmup + repeats) * len(batch_sizes) * len(nets)
+
+    def timed(net: torch.nn.Module, x: torch.Tensor) -> float:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            net(x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        return time.perf_counter() - t0
+
     with tqdm(total=passes, desc="bench i3d", unit="pass") as bar:
         for b in batch_sizes:
             x = (torch.rand(b, 3, frames, INPUT_SIZE, INPUT_SIZE, generator=gen) * 2 - 1).to(dev)
-            times = []
+            times: list[list[float]] = [[] for _ in nets]
             for i in range(warmup + repeats):
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-                t0 = time.perf_counter()
-                with torch.inference_mode():
-                    model(x)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-                if i >= warmup:
-                    times.append(time.perf_counter() - t0)
-                bar.update(1)
-            median = statistics.median(times)
-            rows.append({"batch": b, "seconds_per_batch_median": median, "seconds_per_batch": times,
-                         "clips_per_s": b / median})
+                for k, net in enumerate(nets):
+                    t = timed(net, x)
+                    if i >= warmup:
+                        times[k].append(t)
+                    bar.update(1)
+            median = statistics.median(times[0])
+            row = {"batch": b, "seconds_per_batch_median": median, "seconds_per_batch": times[0],
+                   "clips_per_s": b / median}
+            if plain is not None:
+                plain_median = statistics.median(times[1])
+                row.update(contiguous_seconds_per_batch=times[1], contiguous_clips_per_s=b / plain_median,
+                           channels_last_speedup=plain_median / median)
+            rows.append(row)
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "what": "Kinetics-400 I3D (FVD network) forward pass, inference mode, float32",
+        "layout": "channels_last_3d" if model.channels_last else "contiguous",
         "method": f"{warmup} untimed + {repeats} timed passes per batch size on random clips; median reported",
         "device": _device_name(dev),
         "torch_threads": torch.get_num_threads(),

@@ -242,6 +242,15 @@ class I3D(nn.Module):
             channels = blocks[name].out_channels
         self.mixed = nn.ModuleDict(blocks)
         self.logits = nn.Conv3d(channels, num_classes, 1, bias=True)
+        # inputs and weights channels-last (set by use_channels_last; load_i3d does on the CPU)
+        self.channels_last = False
+
+    def use_channels_last(self, on: bool = True) -> "I3D":
+        """Run channels-last (weights and inputs) or not. On the CPU oneDNN's 3-D convolutions are
+        faster channels-last (``sweettok bench i3d`` measures both); the logits agree to float
+        rounding (2.5e-5 on the reference clips)."""
+        self.channels_last = bool(on)
+        return self.to(memory_format=torch.channels_last_3d if on else torch.contiguous_format)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Classify clips.
@@ -262,9 +271,7 @@ class I3D(nn.Module):
         if tuple(x.shape[3:]) != (INPUT_SIZE, INPUT_SIZE):
             raise ValueError(f"I3D takes {INPUT_SIZE}x{INPUT_SIZE} frames, got {x.shape[3]}x{x.shape[4]}; "
                              "resize with sweettok.metrics.fvd.preprocess")
-        if x.device.type == "cpu":
-            # oneDNN's 3-D convolutions run channels-last: 1.6x faster on 2 cores (bench_i3d), the
-            # same logits to float rounding (2.5e-5); the weights follow (load_i3d)
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         with _full_fp32_convolutions(x.device):
             h = self.Conv3d_1a_7x7(x)
@@ -403,9 +410,7 @@ def load_i3d(device: str | torch.device | None = None) -> I3D:
     model.load_state_dict(i3d_state_dict(), strict=True)
     model.requires_grad_(False)
     model = model.eval().to(device)
-    if model.logits.weight.device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last_3d)  # see I3D.forward
-    return model
+    return model.use_channels_last(model.logits.weight.device.type == "cpu")
 
 
 def main() -> None:  # pragma: no cover - thin CLI
