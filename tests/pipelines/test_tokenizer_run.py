@@ -43,6 +43,7 @@ def test_tokenizer_pipeline_end_to_end(kedro_project):
     tok["tokenizer_phase2"]["disc_start"] = 2  # the discriminator trains in the last two steps
     tok["tokenizer_phase2"]["gan_weight"] = 0.01  # off in the base profile; the adversarial path is tested here
     tok["tokenizer_phase2"]["discriminator"].update(base_channels=8, num_downsamples=2)
+    tok["tokenizer_phase2"]["colour_weight"] = 1.0  # off in the base profile (the proxy has it); its path is tested here
     codebook = _base("codebook")["codebook"]
     codebook["general_words"] = {k: 20 for k in codebook["general_words"]}
     kedro_project.set_params({
@@ -78,6 +79,10 @@ def test_tokenizer_pipeline_end_to_end(kedro_project):
         assert len(log) >= 3 and log["loss/model"].notna().all()
         assert (p / "data/06_models/runs" / phase / "loss_curves.png").stat().st_size > 1000
     assert "loss/discriminator" in pd.read_csv(p / "data/06_models/runs/tokenizer_phase2/train_log.csv").columns
+    # the patch-colour term: the base proxy has it, phase 2 here too; each logs it
+    for phase in ("proxy", "tokenizer_phase2"):
+        colour = pd.read_csv(p / "data/06_models/runs" / phase / "train_log.csv")["colour"]
+        assert colour.notna().all() and (colour > 0).all()
     # the base profile's code-diversity term is on: by concavity of entropy it is <= 0, and < 0 unless
     # both clips of a batch had the same soft assignments at every position
     assert (pd.read_csv(p / "data/06_models/runs/tokenizer_phase1/train_log.csv")["diversity"] < 0).all()
