@@ -40,31 +40,34 @@ def ssim_conv(x, y, win=7, k1=0.01, k2=0.03):  # the previous implementation's a
     c1, c2 = (k1 * DATA_RANGE) ** 2, (k2 * DATA_RANGE) ** 2
     m = ((2 * mu_a * mu_d + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_d**2 + c1) * (var_a + var_d + c2))
     return m.mean(dim=(1, 2, 3)).reshape(b, t, c).mean(2).mean(1).float()
+
+
 g = torch.Generator().manual_seed(0)
 ref = torch.rand(8, 3, 17, 64, 64, generator=g) - 0.5
 cands = [(ref + 0.1 * torch.randn(ref.shape, generator=g)).clamp(-0.5, 0.5) for _ in range(12)]
 lp = LPIPS()
-def old_ssim():
-    return [ssim_conv(c, ref) for c in cands]
-def new_ssim():
-    return [ssim(c, ref) for c in cands]
-def old_lpips():
-    with torch.no_grad():
-        return [lp(c, ref) for c in cands]
-def new_lpips():
-    with torch.no_grad():
-        r = lp.reference(ref)
-        return [lp(c, ref, reference=r) for c in cands]
+
+
+def lpips_reference():
+    r = lp.reference(ref)
+    return [lp(c, ref, reference=r) for c in cands]
+
+
+ways = {"ssim_conv2d": lambda: [ssim_conv(c, ref) for c in cands],
+        "ssim_pool": lambda: [ssim(c, ref) for c in cands],
+        "lpips_both": lambda: [lp(c, ref) for c in cands],
+        "lpips_reference": lpips_reference}
+times = {name: [] for name in ways}
 res = {}
-for name, f in [("ssim_conv2d", old_ssim), ("ssim_pool", new_ssim), ("lpips_both", old_lpips), ("lpips_reference", new_lpips)]:
-    f()
-times = {k: [] for k in ("ssim_conv2d", "ssim_pool", "lpips_both", "lpips_reference")}
-for _ in range(3):
-    for name, f in [("ssim_conv2d", old_ssim), ("ssim_pool", new_ssim), ("lpips_both", old_lpips), ("lpips_reference", new_lpips)]:
-        t = time.perf_counter()
-        out = f()
-        times[name].append(time.perf_counter() - t)
-        res[name] = torch.stack(out)
+with torch.no_grad():
+    for f in ways.values():  # warm-up
+        f()
+    for _ in range(3):  # alternating rounds
+        for name, f in ways.items():
+            t = time.perf_counter()
+            out = f()
+            times[name].append(time.perf_counter() - t)
+            res[name] = torch.stack(out)
 med = {k: sorted(v)[1] for k, v in times.items()}
 report = {"benchmark": "reconstruction scoring: SSIM window and LPIPS reference features",
           "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": platform.machine(),
