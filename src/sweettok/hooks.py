@@ -1,5 +1,6 @@
-"""Kedro hooks: every table in the catalog is validated by its pandera schema, and every
-node's wall time is logged.
+"""Kedro hooks: every table in the catalog is validated by its pandera schema, every
+node's wall time is logged, and under :class:`sweettok.runner.LaneRunner` every node gets its
+share of the cores.
 
 Tables are checked when a node is about to save them and again when a node loads
 them, so a hand-edited or stale file is caught before it reaches a model. At the end of a
@@ -16,6 +17,7 @@ from typing import Any
 import pandas as pd
 from kedro.framework.hooks import hook_impl
 
+from sweettok import runner
 from sweettok.schemas import SCHEMAS
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class NodeTimingHook:
         self._started.clear()
         self._unsaved.clear()
         self.seconds.clear()
+        runner.take_reported_node_seconds()  # a LaneRunner run's leftovers in this process
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:
@@ -65,6 +68,7 @@ class NodeTimingHook:
 
     def _done(self, name: str) -> None:
         log.info("node %s took %.1f s", name, self.seconds[name])
+        runner.report_node_seconds(name, self.seconds[name])  # LaneRunner: to the main process
         self._started.pop(name, None)
         self._unsaved.pop(name, None)
 
@@ -92,12 +96,38 @@ class NodeTimingHook:
             lines.append(f"  {sec:8.1f} s  {100 * sec / max(total, 1e-9):5.1f}%  {name}")
         return "\n".join(lines)
 
-    @hook_impl
-    def after_pipeline_run(self) -> None:
+    def _log_summary(self) -> None:
+        self.seconds.update(runner.take_reported_node_seconds())  # nodes run by LaneRunner's workers
         if self.seconds:
             log.info(self.summary())
 
     @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._log_summary()
+
+    @hook_impl
     def on_pipeline_error(self) -> None:
-        if self.seconds:
-            log.info(self.summary())
+        self._log_summary()
+
+
+class NodeThreadsHook:
+    """Under :class:`sweettok.runner.LaneRunner`: before each node, ``cores // nodes running``
+    intra-op threads (at least 1); a node tagged ``training`` starts with every core and its
+    loop's thread governor follows the other lane. Outside a LaneRunner it changes nothing."""
+
+    TRAINING_TAG = "training"
+
+    @hook_impl
+    def before_node_run(self, node: Any) -> None:
+        state = runner.lane_state()
+        if state is None:
+            return
+        import torch
+
+        cores = runner.usable_cores()
+        if self.TRAINING_TAG in node.tags:
+            threads = cores
+        else:
+            threads = max(1, cores // max(1, int(state["in_flight"].value)))
+        torch.set_num_threads(threads)
+        log.debug("node %s: %d intra-op threads", node.name, threads)

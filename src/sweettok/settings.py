@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from sweettok.hooks import NodeTimingHook, PanderaValidationHook
+from sweettok.hooks import NodeThreadsHook, NodeTimingHook, PanderaValidationHook
 
-HOOKS = (PanderaValidationHook(), NodeTimingHook())
+HOOKS = (PanderaValidationHook(), NodeTimingHook(), NodeThreadsHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 # `parameters` are soft-merged: a run environment (conf/paper, conf/local) holds only the keys

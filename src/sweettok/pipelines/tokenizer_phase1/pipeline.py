@@ -10,5 +10,5 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(train_tokenizer_phase1,
              ["clip_cache", "proxy_codes", "proxy_tokenizer", "language_codebook", "params:model",
               "params:tokenizer_phase1"],
-             "tokenizer_phase1", name="train_tokenizer_phase1"),
+             "tokenizer_phase1", name="train_tokenizer_phase1", tags=["training"]),
     ])

@@ -1,0 +1,137 @@
+"""LaneRunner: longest chain first, branches side by side, threads shared out per node, node
+times back in the main process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from types import SimpleNamespace
+
+import pytest
+import torch
+from kedro.pipeline import Pipeline, node
+
+from sweettok import runner
+from sweettok.hooks import NodeThreadsHook
+from sweettok.runner import node_priorities, usable_cores
+
+
+def _f(*args):
+    return 0
+
+
+def test_priorities_put_the_longest_chain_first_whatever_the_names():
+    pipe = Pipeline([
+        node(_f, "x", "r", name="root"),
+        node(_f, "r", "z1", name="z1"), node(_f, "z1", "z2", name="z2"), node(_f, "z2", "z3", name="z3"),
+        node(_f, "r", "a", name="a_leaf"),
+        node(_f, "r", "m1", name="m1"), node(_f, "m1", "m2", name="m2"),
+        node(_f, "r", "b1", name="b1"), node(_f, "r", "b2", name="b2"),
+        node(_f, ["b1", "b2"], "bj", name="b_join"),
+    ])
+    key = {n.name: k for n, k in node_priorities(pipe).items()}
+    ready = ["a_leaf", "b1", "b2", "m1", "z1"]
+    # z1 heads a chain of 2 more nodes, m1 and b1 / b2 of 1 more (b1 before b2: same chain, same
+    # number below, names), a_leaf of none
+    assert sorted(ready, key=key.__getitem__) == ["z1", "b1", "b2", "m1", "a_leaf"]
+    assert key["root"][0] == -3 and key["z3"][0] == 0 and key["b1"][:2] == (-1, -1)
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+    runner._STATE = None
+
+
+@pytest.mark.parametrize("in_flight", [1, 2, 3])
+def test_threads_hook_shares_the_cores_among_the_nodes_running(restore_threads, monkeypatch, in_flight):
+    monkeypatch.setattr(runner, "usable_cores", lambda: 4)
+    runner._STATE = {"in_flight": SimpleNamespace(value=in_flight), "seconds": {}}
+    hook = NodeThreadsHook()
+    hook.before_node_run(node(_f, "x", "y", name="scoring"))
+    assert torch.get_num_threads() == {1: 4, 2: 2, 3: 1}[in_flight]
+    hook.before_node_run(node(_f, "x", "y", name="fit", tags=["training"]))
+    assert torch.get_num_threads() == 4  # its loop's governor takes it from there
+
+
+def test_threads_hook_does_nothing_outside_a_lane_runner(restore_threads):
+    torch.set_num_threads(1)
+    runner._STATE = None
+    NodeThreadsHook().before_node_run(node(_f, "x", "y", name="scoring"))
+    assert torch.get_num_threads() == 1
+
+
+# A real run in a child process: configure_project changes process-wide settings, and the workers
+# build their hooks from them (NodeThreadsHook, NodeTimingHook).
+_SCRIPT = textwrap.dedent("""
+    import functools, json, os, time, torch
+    from kedro.framework.project import configure_project
+    from kedro.io import MemoryDataset, SharedMemoryDataCatalog
+    from kedro.pipeline import Pipeline, node
+    from sweettok import runner
+    from sweettok.runner import LaneRunner
+
+    def stamp(name, *_):  # each node leaves its threads and start / end times in a file
+        t0 = time.time()
+        time.sleep(0.4)
+        with open(f"{os.environ['LANES']}-{name}.json", "w") as f:
+            json.dump({"threads": torch.get_num_threads(), "start": t0, "end": time.time()}, f)
+        return name
+
+    def at(name):
+        return functools.partial(stamp, name)
+
+    configure_project("sweettok")
+    pipe = Pipeline([
+        node(at("root"), "seed", "root", name="root"),
+        node(at("z1"), "root", "z1", name="z1"), node(at("z2"), "z1", "z2", name="z2"),
+        node(at("a"), "root", "a", name="a_scoring"),
+        node(at("t"), "root", "t", name="b_fit", tags=["training"]),
+        node(at("end"), ["z2", "a", "t"], "end", name="join"),
+    ])
+    out = {}
+    for workers in (1, 2):
+        os.environ["LANES"] = str(workers)
+        catalog = SharedMemoryDataCatalog({"seed": MemoryDataset(0)})
+        LaneRunner(max_workers=workers).run(pipe, catalog)
+        stamps = {}
+        for name in ("root", "z1", "z2", "a", "t", "end"):
+            with open(f"{workers}-{name}.json") as f:
+                stamps[name] = json.load(f)
+        out[workers] = {"stamps": stamps, "seconds": runner.take_reported_node_seconds()}
+    print("RESULT" + json.dumps(out))
+""")
+
+
+def test_a_real_run_overlaps_branches_and_reports_every_node(tmp_path):
+    done = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
+    out = {int(k): v for k, v in json.loads(line[len("RESULT"):]).items()}
+    cores = usable_cores()
+    names = {"root", "z1", "z2", "a_scoring", "b_fit", "join"}
+    for workers in (1, 2):
+        assert set(out[workers]["seconds"]) == names, out[workers]["seconds"]
+        assert all(0.35 < s < 30 for s in out[workers]["seconds"].values())
+    # one lane: after root, z1 (two nodes before join) runs before the one-node branches although
+    # "a_scoring" and "b_fit" sort before it by name; then z2, a_scoring and b_fit tie on the
+    # chain and go by name
+    s1 = out[1]["stamps"]
+    order = sorted(s1, key=lambda k: s1[k]["start"])
+    assert order == ["root", "z1", "a", "t", "z2", "end"]
+    assert s1["a"]["threads"] == cores and s1["root"]["threads"] == cores
+    # two lanes: z1 and the next branch run at the same time, each node with its share of cores
+    s2 = out[2]["stamps"]
+    assert s2["z1"]["start"] < s2["a"]["end"] and s2["a"]["start"] < s2["z1"]["end"] or \
+        s2["z1"]["start"] < s2["t"]["end"] and s2["t"]["start"] < s2["z1"]["end"]
+    assert s2["root"]["threads"] == cores and s2["end"]["threads"] == cores
+    assert s2["a"]["threads"] == max(1, cores // 2)
+    assert s2["t"]["threads"] == cores  # training: every core, the governor follows
+    total = max(v["end"] for v in s2.values()) - min(v["start"] for v in s2.values())
+    serial = max(v["end"] for v in s1.values()) - min(v["start"] for v in s1.values())
+    assert total < serial - 0.5  # 6 x 0.4 s one after another; 4 steps of 0.4 s with two lanes
