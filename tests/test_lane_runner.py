@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -135,3 +136,40 @@ def test_a_real_run_overlaps_branches_and_reports_every_node(tmp_path):
     total = max(v["end"] for v in s2.values()) - min(v["start"] for v in s2.values())
     serial = max(v["end"] for v in s1.values()) - min(v["start"] for v in s1.values())
     assert total < serial - 0.5  # 6 x 0.4 s one after another; 4 steps of 0.4 s with two lanes
+
+
+_FAILING = textwrap.dedent("""
+    import time
+    from kedro.framework.project import configure_project
+    from kedro.io import MemoryDataset, SharedMemoryDataCatalog
+    from kedro.pipeline import Pipeline, node
+    from sweettok.runner import LaneRunner
+
+    def slow(x):
+        time.sleep(60)
+        return x
+
+    def boom(x):
+        time.sleep(0.5)
+        raise ValueError("boom in the scoring lane")
+
+    configure_project("sweettok")
+    pipe = Pipeline([node(slow, "seed", "a", name="long_training"), node(boom, "seed", "b", name="scoring")])
+    t0 = time.time()
+    try:
+        LaneRunner(max_workers=2).run(pipe, SharedMemoryDataCatalog({"seed": MemoryDataset(0)}))
+    except ValueError as error:
+        print("RAISED", repr(str(error)), round(time.time() - t0, 1))
+""")
+
+
+def test_a_failing_node_stops_the_other_lane_instead_of_waiting_for_it(tmp_path):
+    t0 = time.time()
+    done = subprocess.run([sys.executable, "-c", _FAILING], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    wall = time.time() - t0
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RAISED")), None)
+    assert line is not None, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "boom in the scoring lane" in line
+    assert float(line.split()[-1]) < 20 and wall < 50  # the other node sleeps 60 s
+    assert "stopping long_training" in done.stdout + done.stderr

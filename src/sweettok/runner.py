@@ -87,6 +87,17 @@ def _init_worker(state: dict[str, Any]) -> None:
     _STATE = state
 
 
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the worker processes: a node still running in another
+    lane is cut short, as Ctrl-C would cut it."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+
+
 def node_priorities(pipeline: Pipeline) -> dict[Node, tuple[int, int, str]]:
     """Per node a sort key, smallest first: (minus the nodes on the longest chain after it, minus
     the nodes downstream of it, its name: ties go alphabetically, so the order is deterministic)."""
@@ -156,8 +167,10 @@ class LaneRunner(ParallelRunner):
                     try:
                         future.result()
                     except Exception:
-                        for other in running:
-                            other.cancel()
+                        if running:
+                            log.warning("LaneRunner: node %s failed; stopping %s", node.name,
+                                        ", ".join(sorted(n.name for n in running.values())))
+                        _stop(pool)  # do not wait minutes for the other lane's node
                         self._suggest_resume_scenario(pipeline, done_nodes, catalog)
                         raise
                     done_nodes.add(node)
