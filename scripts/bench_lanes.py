@@ -30,7 +30,7 @@ AFTER_TRAINING = ("describe_run", "encode_token_ids", "evaluate_reconstruction",
 RUNNERS = {"sequential": None, "lanes": "sweettok.runner.LaneRunner"}
 
 
-def run_once(name: str, runner: str | None, work: Path, log_dir: Path) -> dict:
+def run_once(name: str, runner: str | None, work: Path) -> dict:
     lm_dir, ft_dir = work / f"lm_{name}", work / f"image_finetune_{name}"
     for d in (lm_dir, ft_dir):
         shutil.rmtree(d, ignore_errors=True)
@@ -40,12 +40,13 @@ def run_once(name: str, runner: str | None, work: Path, log_dir: Path) -> dict:
         cmd += ["--runner", runner]
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    with open(log_dir / f"bench_lanes_{name}.log", "w") as log:
+    log_path = work / f"bench_lanes_{name}.log"
+    with open(log_path, "w") as log:
         done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
                               env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"})
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
-        raise SystemExit(f"{name}: `{' '.join(cmd)}` failed (exit {done.returncode}); see {log.name}")
+        raise SystemExit(f"{name}: `{' '.join(cmd)}` failed (exit {done.returncode}); see {log_path}")
     return {"runner": runner or "kedro.runner.SequentialRunner", "seconds": seconds,
             "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]}}
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_lanes_"))
     work.mkdir(parents=True, exist_ok=True)
-    results = {name: run_once(name, runner, work, work) for name, runner in RUNNERS.items()}
+    results = {name: run_once(name, runner, work) for name, runner in RUNNERS.items()}
     report = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
