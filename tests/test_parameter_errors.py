@@ -87,7 +87,7 @@ def test_the_shipped_parameters_build(params):
         ("proxy.optimizer.eps", "tiny", "must be a number, got 'tiny'"),
         ("model.width", 130, "must be divisible by heads"),
         ("model.topk", 0, "must be >= 1, got 0"),
-        ("model.dec_temporal_after", [9], "must list one layer per decoder temporal module"),
+        ("model.dec_temporal_after", [1, 2], "must list one layer per decoder temporal module"),
         ("ingest.synthetic.frames", 20, "videos need at least 24 frames, got 20"),
     ],
 )
@@ -139,7 +139,7 @@ def test_wrong_shape_missing_and_owner_given_keys_are_named(params):
         _build(_set(base, "proxy.loop.total_steps", ...), "proxy")
     # the schedule's length is the loop's: setting it under schedule is refused, not silently ignored
     with pytest.raises(ParamError, match=r"^tokenizer_phase1\.schedule\.total_steps: given by the enclosing "
-                                         r"config \(500\), not a parameter here$"):
+                                         r"config \(400\), not a parameter here$"):
         _build(_set(base, "tokenizer_phase1.schedule.total_steps", 10), "tokenizer_phase1")
 
 
