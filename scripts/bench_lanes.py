@@ -24,6 +24,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sweettok.runner import usable_cores
+
 # The nodes that read `tokenizer` (and nothing later): everything downstream of them follows.
 AFTER_TRAINING = ("describe_run", "encode_token_ids", "evaluate_reconstruction", "finetune_image_tokenizer",
                   "report_figures", "token_words")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {name: run_once(name, runner, work) for name, runner in RUNNERS.items()}
     report = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": usable_cores(),
         "from_nodes": list(AFTER_TRAINING),
         "runs": results,
         "speedup": results["sequential"]["seconds"] / results["lanes"]["seconds"],

@@ -13,33 +13,25 @@ from pathlib import Path
 
 import torch
 import yaml
+from tiny_models import FRAMES, RES, tiny_video_tokenizer
 
 from sweettok.data.clips import ClipCacheConfig, PendingClipCache
 from sweettok.data.scan import scan_dataset
 from sweettok.io.clip_cache_dataset import ClipCacheDataset
-from sweettok.models.codebook_prior import CodebookPrior
-from sweettok.models.config import SweetTokConfig
-from sweettok.models.proxy import ProxyTokenizer, ProxyTokenizerConfig
-from sweettok.models.sweettok import SweetTok
 from sweettok.pipelines.tokenizer_phase2.nodes import train_tokenizer_phase2
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_MODEL = dict(input_frames=17, resolution=32, patch_size=8, width=32, heads=2, mlp_ratio=2.0,
-                  enc_spatial_depth=1, enc_temporal_depth=1, dec_spatial_depth=1, dec_temporal_depth=1,
-                  dec_temporal_after=[1], spatial_queries=4, temporal_query_grid=2, temporal_queries_per_cell=2,
-                  codebook_dim=8, gcn_hidden=16, proxy_vocab_size=40, head_hidden=32)
 
 
 def test_phase2_node_leaves_phase1_and_proxy_as_they_came(tmp_path, tiny_dataset):
-    manifest = scan_dataset(tiny_dataset, min_frames=17, progress=False).manifest
+    manifest = scan_dataset(tiny_dataset, min_frames=FRAMES, progress=False).manifest
     dataset = ClipCacheDataset(filepath=str(tmp_path / "cache"))
-    dataset.save(PendingClipCache(manifest, ClipCacheConfig(frames=17, resolution=32, train_clips_per_video=1)))
+    dataset.save(PendingClipCache(manifest, ClipCacheConfig(frames=FRAMES, resolution=RES, train_clips_per_video=1)))
     cache = dataset.load()
 
     torch.manual_seed(0)
-    phase1 = SweetTok(SweetTokConfig.from_dict(TINY_MODEL), CodebookPrior.random(seed=1)).eval()
-    proxy = ProxyTokenizer(ProxyTokenizerConfig(hidden_dim=16, num_blocks=1, codebook_size=40, norm_groups=4,
-                                                sample_buffer_size=64)).eval()
+    model = tiny_video_tokenizer()
+    phase1, proxy = model.sweettok, model.proxy
     before = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in (("phase1", phase1),
                                                                                         ("proxy", proxy))}
 
