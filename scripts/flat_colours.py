@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from sweettok.data.clips import ClipCache
+from sweettok.metrics.image_codec import to_uint8
 from sweettok.models.tokenizer import load_model
 
 PURE = {
@@ -70,11 +71,13 @@ def main(argv: list[str] | None = None) -> dict:
     test = ClipCache(args.clip_cache).dataset("test")
     if len(test) == 0:
         raise SystemExit(f"no test clips in {args.clip_cache}")
-    clips = torch.stack([test[i]["clip"] for i in range(len(test))])
-    picked, backgrounds = flattest_backgrounds(clips, min(args.backgrounds, len(test)))
+    shape = test[0]["clip"].shape[1:]  # (T, H, W) of the flat clips
+    # only the first frame is ranked: keep that, not every whole clip
+    first_frames = torch.stack([test[i]["clip"][:, :1] for i in range(len(test))])
+    picked, backgrounds = flattest_backgrounds(first_frames, min(args.backgrounds, len(test)))
     names = [f"test clip {i}" for i in picked] + list(PURE)
     colours = torch.cat([backgrounds, torch.tensor(list(PURE.values()))])
-    flat = colours[:, :, None, None, None].expand(-1, -1, *clips.shape[2:]).contiguous()
+    flat = colours[:, :, None, None, None].expand(-1, -1, *shape).contiguous()
     nb = len(picked)
 
     result: dict = {"colours": {n: [round(v, 4) for v in c.tolist()] for n, c in zip(names, colours)}}
@@ -99,11 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
         from PIL import Image
 
         middle = flat.shape[2] // 2
-
-        def image(t: torch.Tensor) -> np.ndarray:
-            return ((t.clamp(-0.5, 0.5) + 0.5).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-
-        rows = [np.concatenate([image(v[k, :, middle]) for v in (flat, recon["proxy tokenizer"], recon["SweetTok"])], 1)
+        rows = [np.concatenate([to_uint8(v[k, :, middle]) for v in (flat, recon["proxy tokenizer"], recon["SweetTok"])], 1)
                 for k in range(len(colours))]
         grid = np.concatenate(rows, 0)
         args.figure.parent.mkdir(parents=True, exist_ok=True)
