@@ -1,8 +1,12 @@
 """Two fresh training runs with the same seed end with bit-identical weights: the initial
 weights follow ``loop.seed`` as well as the data order (the model used to be built from the
-unseeded global RNG, so two runs of `dvc repro` gave different tokenizers)."""
+unseeded global RNG, so two runs of `dvc repro` gave different tokenizers), and their checkpoint
+directories are the same bytes (no clock time in them, so DVC sees an unchanged output)."""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
@@ -39,3 +43,17 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path, one_thread):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     c = _run(tmp_path / "c", 1, global_seed=1)
     assert not torch.equal(a["embed_first.weight"], c["embed_first.weight"])
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_same_run_later_writes_the_same_bytes(tmp_path, one_thread):
+    _run(tmp_path / "a", 0, global_seed=0)
+    time.sleep(1.1)  # a clock time written with second resolution would now differ
+    _run(tmp_path / "b", 0, global_seed=0)
+    a, b = _files(tmp_path / "a" / "step_00000003"), _files(tmp_path / "b" / "step_00000003")
+    assert {"config.json", "model.safetensors", "training_state.pt"} <= set(a)
+    assert a.keys() == b.keys()
+    assert [name for name in a if a[name] != b[name]] == []

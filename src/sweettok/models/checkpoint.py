@@ -7,7 +7,7 @@ Layout of ``<run_dir>/step_XXXXXXXX/`` (format version 1)::
 
     config.json          {"format_version": 1, "step", "model_config": {...},
                           "model_config_sha256", "files": {name: {"sha256", "bytes"}},
-                          "provenance": {...}, "created_utc", "torch_version"}
+                          "provenance": {...}, "torch_version"}
     model.safetensors    the model's state dict
     ema.safetensors      EMA shadow weights, same keys as the model (optional)
     <part>.safetensors   state dicts of other trained modules, e.g. discriminator (optional)
@@ -21,11 +21,14 @@ built on a language codebook, ``prior.safetensors`` and ``prior.json`` (the word
 Atomicity: :func:`sweettok.files.atomic_directory` (hidden sibling, fsync, rename).
 ``config.json`` is written last and lists every file with its size and sha256, so
 ``is_complete`` rejects a partial or damaged copy.
+
+Nothing in a checkpoint records when it was written: the same weights give the same bytes, so
+an upstream stage that reruns and trains the same model leaves DVC's hashes of its outputs, and
+every stage downstream, unchanged (the training log has the times).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import logging
@@ -154,7 +157,6 @@ def write_checkpoint(
             "model_config_sha256": hashlib.sha256(config_json.encode()).hexdigest(),
             "files": checksum_manifest(tmp, names),
             "provenance": dict(provenance or {}),
-            "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "torch_version": torch.__version__,
         }
         if step is not None:
