@@ -59,6 +59,34 @@ def test_threads_hook_shares_the_cores_among_the_nodes_running(restore_threads, 
     assert torch.get_num_threads() == 4  # its loop's governor takes it from there
 
 
+def test_training_nodes_side_by_side_are_paired_and_a_chain_is_not():
+    pipe = Pipeline([
+        node(_f, "x", "p", name="proxy", tags=["training"]),
+        node(_f, "p", "t", name="phase1", tags=["training"]),
+        node(_f, "t", "ids", name="ids"),
+        node(_f, "ids", "lm", name="lm", tags=["training"]),
+        node(_f, "t", "img", name="image_ft", tags=["training"]),
+        node(_f, "t", "score", name="scoring"),
+        node(_f, "img", "img_score", name="image_scoring"),
+    ])
+    # proxy -> phase1 is a chain above both; lm and image_ft have no path between them
+    assert runner.paired_training_nodes(pipe) == {"lm", "image_ft"}
+    assert runner.paired_training_nodes(pipe.only_nodes("proxy", "phase1", "ids", "lm")) == set()
+    assert runner.paired_training_nodes(Pipeline([])) == set()
+
+
+@pytest.mark.parametrize("lanes, threads", [(1, 4), (2, 2), (4, 1), (8, 1)])
+def test_threads_hook_fixes_a_paired_training_node_at_cores_per_lane(restore_threads, monkeypatch, lanes, threads):
+    monkeypatch.setattr(runner, "usable_cores", lambda: 4)
+    runner._STATE = {"in_flight": SimpleNamespace(value=1), "seconds": {}, "lanes": lanes,
+                     "paired_training": frozenset({"lm"})}
+    hook = NodeThreadsHook()
+    hook.before_node_run(node(_f, "x", "y", name="lm", tags=["training"]))
+    assert torch.get_num_threads() == threads
+    hook.before_node_run(node(_f, "x", "y", name="proxy", tags=["training"]))
+    assert torch.get_num_threads() == 4  # not paired: every core, then its governor
+
+
 def test_threads_hook_does_nothing_outside_a_lane_runner(restore_threads):
     torch.set_num_threads(1)
     runner._STATE = None
@@ -92,7 +120,8 @@ _SCRIPT = textwrap.dedent("""
         node(at("z1"), "root", "z1", name="z1"), node(at("z2"), "z1", "z2", name="z2"),
         node(at("a"), "root", "a", name="a_scoring"),
         node(at("t"), "root", "t", name="b_fit", tags=["training"]),
-        node(at("end"), ["z2", "a", "t"], "end", name="join"),
+        node(at("u"), "root", "u", name="c_fit", tags=["training"]),
+        node(at("end"), ["z2", "a", "t", "u"], "end", name="join"),
     ])
     out = {}
     for workers in (1, 2):
@@ -100,7 +129,7 @@ _SCRIPT = textwrap.dedent("""
         catalog = SharedMemoryDataCatalog({"seed": MemoryDataset(0)})
         LaneRunner(max_workers=workers).run(pipe, catalog)
         stamps = {}
-        for name in ("root", "z1", "z2", "a", "t", "end"):
+        for name in ("root", "z1", "z2", "a", "t", "u", "end"):
             with open(f"{workers}-{name}.json") as f:
                 stamps[name] = json.load(f)
         out[workers] = {"stamps": stamps, "seconds": runner.take_reported_node_seconds()}
@@ -115,27 +144,29 @@ def test_a_real_run_overlaps_branches_and_reports_every_node(tmp_path):
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
     out = {int(k): v for k, v in json.loads(line[len("RESULT"):]).items()}
     cores = usable_cores()
-    names = {"root", "z1", "z2", "a_scoring", "b_fit", "join"}
+    names = {"root", "z1", "z2", "a_scoring", "b_fit", "c_fit", "join"}
     for workers in (1, 2):
         assert set(out[workers]["seconds"]) == names, out[workers]["seconds"]
         assert all(0.35 < s < 30 for s in out[workers]["seconds"].values())
     # one lane: after root, z1 (two nodes before join) runs before the one-node branches although
-    # "a_scoring" and "b_fit" sort before it by name; then z2, a_scoring and b_fit tie on the
-    # chain and go by name
+    # "a_scoring", "b_fit" and "c_fit" sort before it by name; then z2, a_scoring, b_fit and c_fit
+    # tie on the chain and go by name
     s1 = out[1]["stamps"]
     order = sorted(s1, key=lambda k: s1[k]["start"])
-    assert order == ["root", "z1", "a", "t", "z2", "end"]
+    assert order == ["root", "z1", "a", "t", "u", "z2", "end"]
     assert s1["a"]["threads"] == cores and s1["root"]["threads"] == cores
+    assert s1["t"]["threads"] == s1["u"]["threads"] == cores  # one lane: cores // 1
     # two lanes: z1 and the next branch run at the same time, each node with its share of cores
     s2 = out[2]["stamps"]
     assert s2["z1"]["start"] < s2["a"]["end"] and s2["a"]["start"] < s2["z1"]["end"] or \
         s2["z1"]["start"] < s2["t"]["end"] and s2["t"]["start"] < s2["z1"]["end"]
     assert s2["root"]["threads"] == cores and s2["end"]["threads"] == cores
     assert s2["a"]["threads"] == max(1, cores // 2)
-    assert s2["t"]["threads"] == cores  # training: every core, the governor follows
+    # two training nodes side by side: a lane each, fixed (no governor)
+    assert s2["t"]["threads"] == s2["u"]["threads"] == max(1, cores // 2)
     total = max(v["end"] for v in s2.values()) - min(v["start"] for v in s2.values())
     serial = max(v["end"] for v in s1.values()) - min(v["start"] for v in s1.values())
-    assert total < serial - 0.5  # 6 x 0.4 s one after another; 4 steps of 0.4 s with two lanes
+    assert total < serial - 0.5  # 7 x 0.4 s one after another; 5 steps of 0.4 s with two lanes
 
 
 _FAILING = textwrap.dedent("""

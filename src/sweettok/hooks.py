@@ -113,7 +113,10 @@ class NodeTimingHook:
 class NodeThreadsHook:
     """Under :class:`sweettok.runner.LaneRunner`: before each node, ``cores // nodes running``
     intra-op threads (at least 1); a node tagged ``training`` starts with every core and its
-    loop's thread governor follows the other lane. Outside a LaneRunner it changes nothing."""
+    loop's thread governor follows the other lane, except one with another training node beside
+    it in the pipeline, which gets ``cores // lanes`` (at least 1; with one thread its loop runs
+    no governor, so its sums, and its weights, are the same in every run). Outside a LaneRunner
+    it changes nothing."""
 
     TRAINING_TAG = "training"
 
@@ -125,7 +128,9 @@ class NodeThreadsHook:
         import torch
 
         cores = runner.usable_cores()
-        if self.TRAINING_TAG in node.tags:
+        if self.TRAINING_TAG in node.tags and node.name in state.get("paired_training", ()):
+            threads = max(1, cores // max(1, int(state.get("lanes", 1))))
+        elif self.TRAINING_TAG in node.tags:
             threads = cores
         else:
             threads = max(1, cores // max(1, int(state["in_flight"].value)))
