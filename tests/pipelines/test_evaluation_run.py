@@ -205,6 +205,9 @@ def test_metrics_json_matches_the_table(evaluated):
     assert summary["methods"]["every frame = mean frame"]["fvd"] is None  # missing values are null, not NaN
     assert summary["fid"]["frames"] == [4, -1]
     assert re.fullmatch(r"[0-9a-f]{64}", summary["checkpoints"]["SweetTok (tokenizer)"])
+    # the processor and torch's kernel instruction set: CPU training repeats only on the same kind
+    assert summary["cpu"].endswith(f"(torch kernels: {torch.backends.cpu.get_cpu_capability()})")
+    assert len(summary["cpu"]) > len(" (torch kernels: )") + len(torch.backends.cpu.get_cpu_capability())
 
 
 def test_report_is_one_self_contained_page(evaluated):

@@ -49,12 +49,33 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return versions
 
 
-def runtime(device: str) -> dict[str, Any]:
-    """Where the evaluation ran: platform, torch's threads, the device and its name."""
+def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The processor's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere; "unknown")."""
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_record() -> str:
+    """Processor and the instruction set torch's CPU kernels use, e.g. ``AMD EPYC (torch kernels:
+    AVX2)``. Training on the CPU repeats bit for bit on the same kind of processor, not across
+    kinds: kernels for another instruction set round their sums differently."""
     import torch
 
-    info: dict[str, Any] = {"platform": platform.platform(), "torch_threads": torch.get_num_threads(),
-                            "device": device}
+    return f"{cpu_name()} (torch kernels: {torch.backends.cpu.get_cpu_capability()})"
+
+
+def runtime(device: str) -> dict[str, Any]:
+    """Where the evaluation ran: platform, processor, torch's threads, the device and its name."""
+    import torch
+
+    info: dict[str, Any] = {"platform": platform.platform(), "cpu": cpu_record(),
+                            "torch_threads": torch.get_num_threads(), "device": device}
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
         info["cuda"] = torch.version.cuda
