@@ -108,29 +108,35 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 def node_priorities(pipeline: Pipeline) -> dict[Node, tuple[int, int, str]]:
     """Per node a sort key, smallest first: (minus the nodes on the longest chain after it, minus
     the nodes downstream of it, its name: ties go alphabetically, so the order is deterministic)."""
+    children = _children(pipeline)
+    depth: dict[Node, int] = {}
+    for node in reversed(pipeline.nodes):  # topological order reversed: children first
+        depth[node] = 1 + max((depth[k] for k in children[node]), default=0)
+    below = _downstream(pipeline, children)
+    return {n: (1 - depth[n], -len(below[n]), n.name) for n in pipeline.nodes}
+
+
+def _children(pipeline: Pipeline) -> dict[Node, set[Node]]:
     children: dict[Node, set[Node]] = {n: set() for n in pipeline.nodes}
     for node, parents in pipeline.node_dependencies.items():
         for parent in parents:
             children[parent].add(node)
-    depth: dict[Node, int] = {}
+    return children
+
+
+def _downstream(pipeline: Pipeline, children: dict[Node, set[Node]] | None = None) -> dict[Node, set[Node]]:
+    """Per node, every node downstream of it."""
+    children = children if children is not None else _children(pipeline)
     below: dict[Node, set[Node]] = {}
     for node in reversed(pipeline.nodes):  # topological order reversed: children first
-        kids = children[node]
-        depth[node] = 1 + max((depth[k] for k in kids), default=0)
-        below[node] = set().union(*(below[k] | {k} for k in kids)) if kids else set()
-    return {n: (1 - depth[n], -len(below[n]), n.name) for n in pipeline.nodes}
+        below[node] = set().union(*(below[k] | {k} for k in children[node]))
+    return below
 
 
 def paired_training_nodes(pipeline: Pipeline, tag: str = "training") -> set[str]:
     """Names of the nodes tagged ``tag`` that have another node so tagged neither upstream nor
     downstream of them (the two can run at the same time, one per lane)."""
-    children: dict[Node, set[Node]] = {n: set() for n in pipeline.nodes}
-    for node, parents in pipeline.node_dependencies.items():
-        for parent in parents:
-            children[parent].add(node)
-    below: dict[Node, set[Node]] = {}
-    for node in reversed(pipeline.nodes):  # topological order reversed: children first
-        below[node] = set().union(*(below[k] | {k} for k in children[node]))
+    below = _downstream(pipeline)
     tagged = [n for n in pipeline.nodes if tag in n.tags]
     return {a.name for a in tagged
             if any(b is not a and b not in below[a] and a not in below[b] for b in tagged)}
