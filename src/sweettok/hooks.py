@@ -128,11 +128,11 @@ class NodeThreadsHook:
         import torch
 
         cores = runner.usable_cores()
-        if self.TRAINING_TAG in node.tags and node.name in state.get("paired_training", ()):
-            threads = max(1, cores // max(1, int(state.get("lanes", 1))))
-        elif self.TRAINING_TAG in node.tags:
-            threads = cores
-        else:
+        if self.TRAINING_TAG not in node.tags:
             threads = max(1, cores // max(1, int(state["in_flight"].value)))
+        elif node.name in state.get("paired_training", ()):
+            threads = max(1, cores // state["lanes"])
+        else:
+            threads = cores
         torch.set_num_threads(threads)
         log.debug("node %s: %d intra-op threads", node.name, threads)

