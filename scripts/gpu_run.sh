@@ -92,7 +92,7 @@ for name in ("proxy", "tokenizer_phase1", "tokenizer_phase2"):
     loop = params[name]["loop"]
     entry = {"total_steps": loop["total_steps"], "batch_size": loop["batch_size"],
              "precision": precision or loop.get("precision", "fp32"), "run_dir": params[name]["run_dir"]}
-    log = Path(params[name]["run_dir"]) / "train_log.csv"
+    log = Path(params[name]["run_dir"]) / "train_time.csv"  # the time/* columns
     if log.is_file():
         with log.open() as f:
             rows = [r for r in csv.DictReader(f) if r.get("time/sec_per_step")]

@@ -62,3 +62,14 @@ def test_training_seconds_sum_each_log_window(tmp_path):
     pd.DataFrame({"step": [10, 20, 25], "time/sec_per_step": [0.5, 0.25, 2.0]}).to_csv(tmp_path / "train_log.csv",
                                                                                        index=False)
     assert _training_seconds(tmp_path) == pytest.approx(10 * 0.5 + 10 * 0.25 + 5 * 2.0)
+
+
+def test_training_seconds_read_train_time_csv_when_there_is_one(tmp_path):
+    """Runs write their step times to train_time.csv; the values log then has none."""
+    from sweettok.compute_curve import _mean_threads, _training_seconds
+
+    pd.DataFrame({"step": [10, 20], "loss/model": [1.0, 0.5]}).to_csv(tmp_path / "train_log.csv", index=False)
+    pd.DataFrame({"step": [10, 20], "time/sec_per_step": [0.5, 1.5], "time/threads": [2.0, 1.0]}).to_csv(
+        tmp_path / "train_time.csv", index=False)
+    assert _training_seconds(tmp_path) == pytest.approx(10 * 0.5 + 10 * 1.5)
+    assert _mean_threads(str(tmp_path)) == pytest.approx(1.5)

@@ -272,6 +272,12 @@ def test_stages_of_a_made_up_project(fake):
     assert [d for d in stages["use"]["deps"] if d.startswith("data/")] == [
         "data/03_primary/shards", "data/03_primary/table.parquet"]
     assert "data/06_models/make" in stages["make"]["outs"]
+    # a rule that names the file other readers read: they depend on that file, not on the directory
+    rules = [dataclasses.replace(r, carried=False, read="index.csv") if r.key == "*shard_dir" else r for r in rules]
+    stages = build_stages(_fake_project(fake), rules)
+    assert [d for d in stages["use"]["deps"] if d.startswith("data/")] == [
+        "data/03_primary/shards/index.csv", "data/03_primary/table.parquet"]
+    assert "data/03_primary/shards" in stages["make"]["outs"]
     # with `source: path` the root is an input the stage does not write
     stages = build_stages(_fake_project(fake, source="path"), RULES)
     assert stages["ingest"]["outs"] == ["data/02_intermediate/raw.parquet"]
@@ -286,6 +292,11 @@ def test_project_stages_depend_on_what_they_import():
         assert not [d for d in stages["ingest"]["deps"] if d.startswith(f"src/sweettok/{package}")], package
     assert "src/sweettok/resources/words" in stages["codebook"]["deps"]
     assert "src/sweettok/dvc_stages.py" not in {d for s in stages.values() for d in s["deps"]}
+    # the report reads each run's train_log.csv, not its step times (train_time.csv) or checkpoints
+    runs = [d for d in stages["evaluation"]["deps"] if d.startswith("data/06_models/runs/")]
+    assert "data/06_models/runs/proxy/train_log.csv" in runs
+    assert runs and all(d.endswith("/train_log.csv") for d in runs)
+    assert "data/06_models/runs/proxy" in stages["proxy"]["outs"]
 
 
 # --------------------------------------------------------------------------------------
@@ -351,6 +362,12 @@ def test_dvc_reruns_exactly_the_stages_that_import_a_changed_file(tmp_path):
             else:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(_path(entry))
+    # a dependency on one file of another stage's output directory (a run's train_log.csv)
+    out_dirs = [work / _path(o) for st in stages.values() for o in st.get("outs", []) if (work / _path(o)).is_dir()]
+    for stage in stages.values():
+        for dep in stage.get("deps", []):
+            if not (work / dep).exists() and any((work / dep).is_relative_to(d) for d in out_dirs):
+                (work / dep).write_text(dep)
     _run(["git", "init", "-q"], work)
     _run(["dvc", "init", "-q"], work)
     _run(["dvc", "commit", "--force"], work)  # hashes into dvc.lock without running any cmd

@@ -52,7 +52,9 @@ def scaled_params(params: dict[str, Any], multiple: float, work_dir: Path) -> di
 
 
 def _mean_threads(run_dir: str) -> float | None:
-    path = Path(run_dir) / "train_log.csv"
+    from sweettok.training.logs import time_log_path
+
+    path = time_log_path(run_dir)
     if not path.is_file():
         return None
     frame = pd.read_csv(path)
@@ -135,7 +137,9 @@ def _write_record(record: dict, out_dir: str | Path, tag: str) -> None:
 
 def _training_seconds(run_dir: str | Path) -> float:
     """Seconds of optimiser steps in a run's log (each row: ``time/sec_per_step`` over its window)."""
-    frame = pd.read_csv(Path(run_dir) / "train_log.csv")
+    from sweettok.training.logs import time_log_path
+
+    frame = pd.read_csv(time_log_path(run_dir))
     steps = frame["step"].diff().fillna(frame["step"].iloc[0])
     return float((frame["time/sec_per_step"] * steps).sum())
 

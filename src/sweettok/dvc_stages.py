@@ -82,12 +82,15 @@ class ParamDir:
         carried: whether the owner's catalog datasets point into the directory, so that a
             stage reading any of them depends on it too.
         why: why the directory must be a DVC output.
+        read: the file in the directory that other stages read, or None for the whole
+            directory; a stage other than the owner then depends on that file only.
     """
 
     key: str
     when: tuple[str, Any] | None
     carried: bool
     why: str
+    read: str | None = None
 
 
 # The extra outputs, all in one place. A directory's owner (the stage that lists it as an
@@ -98,10 +101,13 @@ class ParamDir:
 # a record naming a checkpoint). A path that is also a catalog `filepath` is listed once.
 PARAM_DIRS: tuple[ParamDir, ...] = (
     # not carried: downstream stages read the exported models (catalog datasets), never a run's
-    # step_* checkpoints, so a run directory is an out of its own stage only
+    # step_* checkpoints, so a run directory is an out of its own stage only. The report draws
+    # the training curves from train_log.csv: a reader of the parameter depends on that file,
+    # not on the directory, whose train_time.csv (step times) changes on an identical retrain
     ParamDir("*.run_dir", None, False,
              "training run directories with resumable step_* checkpoints: as outs, `dvc repro` "
-             "removes them before a rerun, so that a stale checkpoint is never resumed"),
+             "removes them before a rerun, so that a stale checkpoint is never resumed",
+             read="train_log.csv"),
     ParamDir("ingest.root", ("ingest.source", "synthetic"), True,
              "the embedded dataset that ingest writes (with `source: path` the root is an input)"),
 )
@@ -433,8 +439,9 @@ def _dataset_path(project: Project, dataset: str) -> str | None:
     return _rel(project.root, path) if isinstance(path, str) else None
 
 
-def _param_dirs(project: Project, rules: Iterable[ParamDir] = PARAM_DIRS) -> list[tuple[str, str, str, bool]]:
-    """(dotted parameter, owner stage, path, carried) for every match of the rules."""
+def _param_dirs(project: Project, rules: Iterable[ParamDir] = PARAM_DIRS) -> list[tuple[str, str, str, bool, str]]:
+    """(dotted parameter, owner stage, path, carried, what other readers depend on) for every
+    match of the rules."""
     flat = _flatten(project.params)
     found = []
     for dotted, value in flat.items():
@@ -452,7 +459,7 @@ def _param_dirs(project: Project, rules: Iterable[ParamDir] = PARAM_DIRS) -> lis
             owner = top if top in readers else readers[0]
             path = _rel(project.root, value)
             if path is not None:
-                found.append((dotted, owner, path, rule.carried))
+                found.append((dotted, owner, path, rule.carried, f"{path}/{rule.read}" if rule.read else path))
             break
     return found
 
@@ -467,7 +474,7 @@ def build_stages(project: Project, rules: Iterable[ParamDir] = PARAM_DIRS) -> di
     param_dirs = _param_dirs(project, rules)
     owned_dirs: dict[str, list[str]] = {}
     carried_dirs: dict[str, list[str]] = {}
-    for _, owner, path, carried in param_dirs:
+    for _, owner, path, carried, _ in param_dirs:
         owned_dirs.setdefault(owner, []).append(path)
         if carried:
             carried_dirs.setdefault(owner, []).append(path)
@@ -498,9 +505,9 @@ def build_stages(project: Project, rules: Iterable[ParamDir] = PARAM_DIRS) -> di
                 continue
             data_deps.add(path)
             data_deps.update(carried_dirs.get(src, []))
-        for dotted, owner, path, _ in param_dirs:
+        for dotted, owner, _, _, read in param_dirs:
             if owner != name and any(_covers(d, dotted) for d in project.inputs[name]):
-                data_deps.add(path)
+                data_deps.add(read)
 
         # params
         keys: dict[str, set[str]] = {}

@@ -50,10 +50,19 @@ def _files(directory: Path) -> dict[str, bytes]:
 
 
 def test_same_run_later_writes_the_same_bytes(tmp_path, one_thread):
-    _run(tmp_path / "a", 0, global_seed=0)
+    """The whole run directory repeats, step times (``train_time.csv``) aside: the report's DVC
+    stage depends on ``train_log.csv``, which used to carry them and so changed on every run."""
+    # one run directory name for both (the loss-curve figure is titled with it), as in a rerun
+    _run(tmp_path / "a" / "run", 0, global_seed=0)
     time.sleep(1.1)  # a clock time written with second resolution would now differ
-    _run(tmp_path / "b", 0, global_seed=0)
-    a, b = _files(tmp_path / "a" / "step_00000003"), _files(tmp_path / "b" / "step_00000003")
-    assert {"config.json", "model.safetensors", "training_state.pt"} <= set(a)
+    _run(tmp_path / "b" / "run", 0, global_seed=0)
+    a, b = _files(tmp_path / "a" / "run"), _files(tmp_path / "b" / "run")
+    assert {"step_00000003/config.json", "step_00000003/model.safetensors", "step_00000003/training_state.pt",
+            "train_log.csv", "train_time.csv", "loss_curves.png"} <= set(a)
     assert a.keys() == b.keys()
-    assert [name for name in a if a[name] != b[name]] == []
+    assert [name for name in a if a[name] != b[name] and name != "train_time.csv"] == []
+    header, *rows = a["train_log.csv"].decode().splitlines()
+    assert header.startswith("step,") and "loss/model" in header and "time/" not in header
+    time_header, *time_rows = a["train_time.csv"].decode().splitlines()
+    assert time_header.split(",")[0] == "step" and "time/sec_per_step" in time_header.split(",")
+    assert [r.split(",")[0] for r in time_rows] == [r.split(",")[0] for r in rows] == ["3"]

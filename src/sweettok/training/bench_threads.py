@@ -102,7 +102,7 @@ def _child(request: dict[str, Any]) -> dict[str, Any]:
                 result = train_phase1(model, data, cfg)
             else:
                 result = train_phase2(VideoTokenizer(model, ProxyTokenizer(proxy_cfg)), data, cfg)
-        log = pd.read_csv(result.log_path)
+        log = pd.read_csv(result.time_log_path)
     seconds = log["time/sec_per_step"].iloc[1:]  # equal windows of log_every steps
     return {"steps": steps, "steps_per_s": float(1.0 / seconds.mean()),
             "window_steps_per_s": [round(float(1.0 / s), 3) for s in seconds],

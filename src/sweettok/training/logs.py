@@ -1,7 +1,11 @@
 """Per-step training log (CSV in the run directory) and its loss-curve figure.
 
 ``train_log.csv`` has one row per logged optimiser step: ``step`` first, then the logged
-values in sorted column order. Columns that appear later in a run (e.g. the GAN losses
+values in sorted column order. The ``time/*`` columns (step times, samples per second, torch
+threads) are written beside it to ``train_time.csv`` with the same steps: they differ between
+two runs that compute the same weights, so the values file stays byte-identical (and a DVC
+input that reads it, such as the report, does not rerun); :func:`time_log_path` finds them,
+also in the single ``train_log.csv`` of a run written before they moved out. Columns that appear later in a run (e.g. the GAN losses
 once the discriminator starts) extend the header; earlier rows get empty cells. On
 resume, rows after the resumed step are dropped, so the log matches the weights.
 """
@@ -14,7 +18,19 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["CSVLogger", "plot_loss_curves", "read_log"]
+__all__ = ["CSVLogger", "plot_loss_curves", "read_log", "time_log_path"]
+
+LOG_FILE = "train_log.csv"
+TIME_LOG_FILE = "train_time.csv"
+TIME_PREFIX = "time/"
+
+
+def time_log_path(run_dir: str | Path) -> Path:
+    """The CSV that holds a run's ``time/*`` columns: ``train_time.csv``, or ``train_log.csv``
+    when the run predates that file (a missing path when the run logged nothing)."""
+    run = Path(run_dir)
+    timed = run / TIME_LOG_FILE
+    return timed if timed.is_file() or not (run / LOG_FILE).is_file() else run / LOG_FILE
 
 
 def read_log(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:

@@ -67,7 +67,7 @@ from sweettok.training.checkpoint import (
 )
 from sweettok.training.distributed import EpochSampler, barrier, init_distributed
 from sweettok.training.ema import EMA
-from sweettok.training.logs import CSVLogger, plot_loss_curves
+from sweettok.training.logs import LOG_FILE, TIME_LOG_FILE, TIME_PREFIX, CSVLogger, plot_loss_curves
 from sweettok.training.memory import MALLOC_POLICIES, retained_heap
 from sweettok.training.rng import capture_rng_state, restore_rng_state, seed_everything
 from sweettok.training.threads import governor_for
@@ -78,7 +78,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LoopConfig", "StepContext", "StepOutput", "TrainPart", "TrainResult", "train"]
 
-LOG_FILE = "train_log.csv"
 PLOT_FILE = "loss_curves.png"
 TRAINING_STATE_VERSION = 1
 _PRECISIONS = ("fp32", "bf16", "fp16")
@@ -240,6 +239,7 @@ class TrainResult:
     log_path: Path | None
     plot_path: Path | None
     last_logs: dict[str, float]
+    time_log_path: Path | None = None
 
 
 StepFn = Callable[[Any, StepContext], "StepOutput | torch.Tensor"]
@@ -333,8 +333,10 @@ def train(
             (saved as ``ema.safetensors``), or ``None``.
         dataset: map-style dataset; batches are collated by ``collate_fn``.
         cfg: loop settings.
-        run_dir: folder for checkpoints (``step_XXXXXXXX/``), ``train_log.csv`` and
-            ``loss_curves.png``.
+        run_dir: folder for checkpoints (``step_XXXXXXXX/``), ``train_log.csv`` (values that
+            the computation fixes: losses, learning rates, gradient norms, usage),
+            ``train_time.csv`` (the ``time/*`` columns: step times, samples per second,
+            threads) and ``loss_curves.png``.
         model_config: JSON-able model config, written to each checkpoint's ``config.json``.
         extra_parts: more trained modules by name (e.g. ``{"discriminator": TrainPart(...)}``),
             saved as ``<name>.safetensors`` with their optimiser state.
@@ -427,6 +429,7 @@ def train(
     )
 
     logger = CSVLogger(run / LOG_FILE, resume_step=start_step if resume_from else None) if main else None
+    time_logger = CSVLogger(run / TIME_LOG_FILE, resume_step=start_step if resume_from else None) if main else None
     last_ckpt = resume_from
     last_logs: dict[str, float] = {}
     window: dict[str, float] = {}
@@ -577,8 +580,9 @@ def train(
                 )
                 means["epoch"] = float(epoch)
                 last_logs = means
-                if logger is not None:
-                    logger.log(done, means)
+                if logger is not None and time_logger is not None:
+                    logger.log(done, {k: v for k, v in means.items() if not k.startswith(TIME_PREFIX)})
+                    time_logger.log(done, {k: v for k, v in means.items() if k.startswith(TIME_PREFIX)})
                 if "loss/model" in means:
                     bar.set_postfix(loss=f"{means['loss/model']:.4g}", refresh=False)
                 window, window_steps, window_start = {}, 0, time.perf_counter()
@@ -598,6 +602,7 @@ def train(
         resumed_from=resume_from,
         log_path=logger.path if logger is not None else None,
         plot_path=plot_path,
+        time_log_path=time_logger.path if time_logger is not None else None,
         last_logs=last_logs,
     )
 
