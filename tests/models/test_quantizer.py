@@ -360,3 +360,27 @@ def test_sparse_projector_equals_message_passing(small_prior):
     # and so does a move to another dtype (new storage)
     with torch.no_grad():
         assert torch.allclose(proj.double()(), proj.message_passing(), atol=1e-10)
+
+
+def test_gcn_template_file_is_removed_when_the_process_exits(tmp_path):
+    """torch-geometric writes GCNConv's generated ``propagate`` to a temporary .py file and never
+    deletes it; a process that builds the codebook projector leaves none behind."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from sweettok.models.quantizer import _GCN_TEMPLATE_MODULE, _gcn_conv\n"
+        "_gcn_conv(4, 3)\n"
+        "path = sys.modules[_GCN_TEMPLATE_MODULE].__file__\n"
+        "import os; assert os.path.isfile(path), path\n"
+        "print(path)\n"
+    )
+    env = dict(os.environ, TMPDIR=str(tmp_path))  # the child's temporary folder: only its files
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    written = done.stdout.strip().splitlines()[-1]
+    assert written.startswith(str(tmp_path)) and "GCNConv_propagate" in written
+    assert not os.path.exists(written)
+    assert list(tmp_path.iterdir()) == []

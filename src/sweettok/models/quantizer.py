@@ -82,9 +82,13 @@ model of the same ``topk``: the checkpoint's config carries it.
 
 from __future__ import annotations
 
+import atexit
 import math
+import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -103,6 +107,31 @@ from sweettok.models.encoder import normalize_halves
 __all__ = ["GCNProjector", "MotionLanguageCodebook", "QuantizerOutput", "BOOK_NAMES"]
 
 BOOK_NAMES = ("adj", "noun", "adv", "verb")
+
+# torch-geometric renders GCNConv's ``propagate`` from a template into a temporary ``.py`` file
+# (``<tmp>/torch_geometric.nn.conv.gcn_conv_GCNConv_propagate_*.py``) the first time a process
+# builds a GCNConv, imports it, and never deletes it: every run and test process left one in
+# the temporary folder.
+_GCN_TEMPLATE_MODULE = f"{GCNConv.__module__}_{GCNConv.__name__}_propagate"
+
+
+def _remove_file(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def _gcn_conv(in_dim: int, out_dim: int) -> GCNConv:
+    """A GCNConv without normalisation or self-loops (the graph is normalised once, here); when
+    building it wrote torch-geometric's template file, that file goes when the process exits
+    (the module stays loaded until then, so tracebacks and ``inspect`` still find its source)."""
+    fresh = _GCN_TEMPLATE_MODULE not in sys.modules
+    conv = GCNConv(in_dim, out_dim, normalize=False, add_self_loops=False)
+    written = getattr(sys.modules.get(_GCN_TEMPLATE_MODULE), "__file__", None)
+    if fresh and written:
+        path = Path(written)
+        if path.parent.resolve() == Path(tempfile.gettempdir()).resolve() and path.name.startswith(
+                _GCN_TEMPLATE_MODULE + "_"):
+            atexit.register(_remove_file, path)
+    return conv
 
 
 class GCNProjector(nn.Module):
@@ -134,8 +163,8 @@ class GCNProjector(nn.Module):
         self.register_buffer("embeddings", graph.embeddings.detach().float().clone())
         self.register_buffer("edge_index", edge_index.contiguous())
         self.register_buffer("edge_norm", edge_norm.contiguous())
-        self.conv1 = GCNConv(graph.embed_dim, hidden, normalize=False, add_self_loops=False)
-        self.conv2 = GCNConv(hidden, out_dim, normalize=False, add_self_loops=False)
+        self.conv1 = _gcn_conv(graph.embed_dim, hidden)
+        self.conv2 = _gcn_conv(hidden, out_dim)
         self.dropout = dropout
         self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None  # (key, Â, Â E)
 
