@@ -1,13 +1,15 @@
 """Per-step training log (CSV in the run directory) and its loss-curve figure.
 
 ``train_log.csv`` has one row per logged optimiser step: ``step`` first, then the logged
-values in sorted column order. The ``time/*`` columns (step times, samples per second, torch
-threads) are written beside it to ``train_time.csv`` with the same steps: they differ between
-two runs that compute the same weights, so the values file stays byte-identical (and a DVC
-input that reads it, such as the report, does not rerun); :func:`time_log_path` finds them,
-also in the single ``train_log.csv`` of a run written before they moved out. Columns that appear later in a run (e.g. the GAN losses
+values in sorted column order. Columns that appear later in a run (e.g. the GAN losses
 once the discriminator starts) extend the header; earlier rows get empty cells. On
 resume, rows after the resumed step are dropped, so the log matches the weights.
+
+The ``time/*`` columns (step times, samples per second, torch threads) are written beside it
+to ``train_time.csv``, same steps. They differ between two runs that compute the same
+weights, so keeping them apart leaves ``train_log.csv`` byte-identical, and a DVC stage that
+reads it (the report) does not rerun. :func:`time_log_path` finds them, also in the single
+``train_log.csv`` of a run written before they moved out.
 """
 
 from __future__ import annotations
