@@ -40,6 +40,20 @@ def test_priorities_put_the_longest_chain_first_whatever_the_names():
     assert key["root"][0] == -3 and key["z3"][0] == 0 and key["b1"][:2] == (-1, -1)
 
 
+def test_a_training_node_that_is_not_paired_starts_alone_and_nothing_starts_beside_it():
+    n = {name: node(_f, "x", name, name=name) for name in ("fit", "a", "b", "c")}
+    alone = {"fit"}
+    pick = lambda ready, running, free: [x.name for x in runner.nodes_to_start(  # noqa: E731
+        [n[r] for r in ready], [n[r] for r in running], free, alone)]
+    assert pick(["a", "b"], [], 2) == ["a", "b"]  # no training node: as many as there are free workers
+    assert pick(["a", "b"], ["c"], 1) == ["a"]
+    assert pick(["fit", "a"], [], 2) == ["fit"]  # alone, though a second worker is free
+    assert pick(["fit", "a"], ["b"], 1) == []  # waits for the other lane to finish; "a" waits too
+    assert pick(["a", "fit", "b"], [], 2) == ["a"]  # "a" comes first; "fit" waits for it, "b" for "fit"
+    assert pick(["a", "b"], ["fit"], 1) == []  # nothing starts beside it
+    assert pick(["a"], [], 0) == []
+
+
 @pytest.fixture
 def restore_threads():
     before = torch.get_num_threads()
@@ -167,6 +181,63 @@ def test_a_real_run_overlaps_branches_and_reports_every_node(tmp_path):
     total = max(v["end"] for v in s2.values()) - min(v["start"] for v in s2.values())
     serial = max(v["end"] for v in s1.values()) - min(v["start"] for v in s1.values())
     assert total < serial - 0.5  # 7 x 0.4 s one after another; 5 steps of 0.4 s with two lanes
+
+
+# The training chain of the default pipeline (proxy -> phase 1) with a short side node that is
+# ready at the same time as its first node (the image cache beside the proxy), and two paired
+# training nodes after it (the LM and image fine-tuning).
+_ALONE = textwrap.dedent("""
+    import functools, json, os, time
+    from kedro.framework.project import configure_project
+    from kedro.io import MemoryDataset, SharedMemoryDataCatalog
+    from kedro.pipeline import Pipeline, node
+    from sweettok.runner import LaneRunner
+
+    def stamp(name, *_):
+        t0 = time.time()
+        time.sleep(0.4)
+        with open(f"{name}.json", "w") as f:
+            json.dump({"start": t0, "end": time.time()}, f)
+        return name
+
+    def at(name):
+        return functools.partial(stamp, name)
+
+    configure_project("sweettok")
+    pipe = Pipeline([
+        node(at("proxy"), "seed", "p", name="proxy_fit", tags=["training"]),
+        node(at("side"), "seed", "s", name="side_cache"),
+        node(at("phase1"), "p", "t", name="phase1_fit", tags=["training"]),
+        node(at("lm"), "t", "l", name="lm_fit", tags=["training"]),
+        node(at("img"), "t", "i", name="img_fit", tags=["training"]),
+        node(at("end"), ["l", "i", "s"], "e", name="join"),
+    ])
+    LaneRunner(max_workers=2).run(pipe, SharedMemoryDataCatalog({"seed": MemoryDataset(0)}))
+    stamps = {}
+    for name in ("proxy", "side", "phase1", "lm", "img", "end"):
+        with open(f"{name}.json") as f:
+            stamps[name] = json.load(f)
+    print("RESULT" + json.dumps(stamps))
+""")
+
+
+def test_a_real_run_keeps_the_training_chain_alone(tmp_path):
+    done = subprocess.run([sys.executable, "-c", _ALONE], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
+    s = json.loads(line[len("RESULT"):])
+
+    def overlap(a: str, b: str) -> bool:
+        return s[a]["start"] < s[b]["end"] and s[b]["start"] < s[a]["end"]
+
+    # the side node was ready with the proxy and had a lane free, but runs beside neither the
+    # proxy nor phase 1 (both come before it: they head longer chains)
+    assert s["side"]["start"] >= s["proxy"]["end"]
+    assert not overlap("phase1", "side")
+    assert s["phase1"]["start"] >= s["proxy"]["end"]
+    # the paired training nodes still run side by side
+    assert overlap("lm", "img")
 
 
 _FAILING = textwrap.dedent("""

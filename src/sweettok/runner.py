@@ -28,6 +28,13 @@ catalog and per-process hooks it keeps):
   let its step switch between 1 and 2 threads when the other lane pauses, at moments that
   differ from run to run, and the float sums of a step depend on its thread count: image
   fine-tuning gave 16.44 dB in one fresh run and 16.62 in another. Fixed, they repeat.
+- **A training chain runs alone.** A training node that is not paired (the proxy, phase 1
+  and phase 2) starts only when no other node is running, and no node starts beside it.
+  Its governor would otherwise take the other lane's node for outside load: in one fresh
+  `make run` the image cache, built beside the proxy's first steps, moved the proxy to one
+  thread for some of them, and a step's float sums depend on its thread count, so such a
+  run could not repeat another. The only node this holds back in the default pipeline is
+  that one (2 s).
 - **Node times.** The worker processes report every node's wall time back, so
   :class:`sweettok.hooks.NodeTimingHook` prints one summary for the whole run.
 
@@ -40,6 +47,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from collections.abc import Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Any
@@ -49,14 +57,15 @@ from kedro.pipeline.node import Node
 from kedro.runner import ParallelRunner
 from kedro.runner.task import Task
 
-__all__ = ["LaneRunner", "lane_state", "node_priorities", "paired_training_nodes", "report_node_seconds",
-           "take_reported_node_seconds", "usable_cores"]
+__all__ = ["LaneRunner", "lane_state", "node_priorities", "nodes_to_start", "paired_training_nodes",
+           "report_node_seconds", "take_reported_node_seconds", "usable_cores"]
 
 log = logging.getLogger(__name__)
 
 # Set in each worker process by _init_worker: {"in_flight": Value proxy (nodes running),
 # "seconds": dict proxy (node name -> wall seconds, written by the workers), "lanes": worker
-# processes, "paired_training": names of the training nodes that get cores // lanes threads}.
+# processes, "paired_training": names of the training nodes that get cores // lanes threads,
+# "alone": names of the other training nodes, which run with no node beside them}.
 _STATE: dict[str, Any] | None = None
 # In the main process: the node seconds of the last LaneRunner run, until taken.
 _COLLECTED: dict[str, float] = {}
@@ -133,6 +142,20 @@ def _downstream(pipeline: Pipeline, children: dict[Node, set[Node]] | None = Non
     return below
 
 
+def nodes_to_start(ready: list[Node], running: Collection[Node], free: int, alone: Collection[str]) -> list[Node]:
+    """The ready nodes (in priority order) to hand to the ``free`` workers now. A node named in
+    ``alone`` starts only when nothing runs, and nothing starts beside it; when it is the next
+    ready node, the nodes after it wait too, so that the lanes drain and it is not held back."""
+    if any(n.name in alone for n in running):
+        return []
+    start: list[Node] = []
+    for node in ready[: max(free, 0)]:
+        if node.name in alone:
+            return [node] if not running and not start else start
+        start.append(node)
+    return start
+
+
 def paired_training_nodes(pipeline: Pipeline, tag: str = "training") -> set[str]:
     """Names of the nodes tagged ``tag`` that have another node so tagged neither upstream nor
     downstream of them (the two can run at the same time, one per lane)."""
@@ -158,9 +181,11 @@ class LaneRunner(ParallelRunner):
         self._validate_catalog(catalog)
         self._validate_nodes(pipeline.nodes)
         self._set_manager_datasets(catalog)
+        paired = frozenset(paired_training_nodes(pipeline))
         state = {"in_flight": self._manager.Value("i", 0), "seconds": self._manager.dict(),
                  "lanes": self._get_required_workers_count(pipeline),
-                 "paired_training": frozenset(paired_training_nodes(pipeline))}
+                 "paired_training": paired,
+                 "alone": frozenset(n.name for n in pipeline.nodes if "training" in n.tags and n.name not in paired)}
         try:
             self._schedule(pipeline, catalog, run_id, state)
         finally:
@@ -181,7 +206,7 @@ class LaneRunner(ParallelRunner):
                                  initargs=(state,)) as pool:
             while todo or running:
                 ready = sorted((n for n in todo if dependencies[n] <= done_nodes), key=priority.__getitem__)
-                start = ready[: workers - len(running)]
+                start = nodes_to_start(ready, running.values(), workers - len(running), state["alone"])
                 if start:  # set before any of them starts: NodeThreadsHook reads it as the node starts
                     state["in_flight"].value = len(running) + len(start)
                 for node in start:
