@@ -110,7 +110,7 @@ def test_threads_hook_does_nothing_outside_a_lane_runner(restore_threads):
 
 # A real run in a child process: configure_project changes process-wide settings, and the workers
 # build their hooks from them (NodeThreadsHook, NodeTimingHook).
-_SCRIPT = textwrap.dedent("""
+_NODES = textwrap.dedent("""
     import functools, json, os, time, torch
     from kedro.framework.project import configure_project
     from kedro.io import MemoryDataset, SharedMemoryDataCatalog
@@ -128,7 +128,16 @@ _SCRIPT = textwrap.dedent("""
     def at(name):
         return functools.partial(stamp, name)
 
+    def stamps(lanes, names):
+        found = {}
+        for name in names:
+            with open(f"{lanes}-{name}.json") as f:
+                found[name] = json.load(f)
+        return found
+
     configure_project("sweettok")
+""")
+_SCRIPT = _NODES + textwrap.dedent("""
     pipe = Pipeline([
         node(at("root"), "seed", "root", name="root"),
         node(at("z1"), "root", "z1", name="z1"), node(at("z2"), "z1", "z2", name="z2"),
@@ -142,11 +151,8 @@ _SCRIPT = textwrap.dedent("""
         os.environ["LANES"] = str(workers)
         catalog = SharedMemoryDataCatalog({"seed": MemoryDataset(0)})
         LaneRunner(max_workers=workers).run(pipe, catalog)
-        stamps = {}
-        for name in ("root", "z1", "z2", "a", "t", "u", "end"):
-            with open(f"{workers}-{name}.json") as f:
-                stamps[name] = json.load(f)
-        out[workers] = {"stamps": stamps, "seconds": runner.take_reported_node_seconds()}
+        out[workers] = {"stamps": stamps(workers, ("root", "z1", "z2", "a", "t", "u", "end")),
+                        "seconds": runner.take_reported_node_seconds()}
     print("RESULT" + json.dumps(out))
 """)
 
@@ -186,24 +192,8 @@ def test_a_real_run_overlaps_branches_and_reports_every_node(tmp_path):
 # The training chain of the default pipeline (proxy -> phase 1) with a short side node that is
 # ready at the same time as its first node (the image cache beside the proxy), and two paired
 # training nodes after it (the LM and image fine-tuning).
-_ALONE = textwrap.dedent("""
-    import functools, json, os, time
-    from kedro.framework.project import configure_project
-    from kedro.io import MemoryDataset, SharedMemoryDataCatalog
-    from kedro.pipeline import Pipeline, node
-    from sweettok.runner import LaneRunner
-
-    def stamp(name, *_):
-        t0 = time.time()
-        time.sleep(0.4)
-        with open(f"{name}.json", "w") as f:
-            json.dump({"start": t0, "end": time.time()}, f)
-        return name
-
-    def at(name):
-        return functools.partial(stamp, name)
-
-    configure_project("sweettok")
+_ALONE = _NODES + textwrap.dedent("""
+    os.environ["LANES"] = "2"
     pipe = Pipeline([
         node(at("proxy"), "seed", "p", name="proxy_fit", tags=["training"]),
         node(at("side"), "seed", "s", name="side_cache"),
@@ -213,11 +203,7 @@ _ALONE = textwrap.dedent("""
         node(at("end"), ["l", "i", "s"], "e", name="join"),
     ])
     LaneRunner(max_workers=2).run(pipe, SharedMemoryDataCatalog({"seed": MemoryDataset(0)}))
-    stamps = {}
-    for name in ("proxy", "side", "phase1", "lm", "img", "end"):
-        with open(f"{name}.json") as f:
-            stamps[name] = json.load(f)
-    print("RESULT" + json.dumps(stamps))
+    print("RESULT" + json.dumps(stamps(2, ("proxy", "side", "phase1", "lm", "img", "end"))))
 """)
 
 
