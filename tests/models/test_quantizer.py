@@ -362,25 +362,44 @@ def test_sparse_projector_equals_message_passing(small_prior):
         assert torch.allclose(proj.double()(), proj.message_passing(), atol=1e-10)
 
 
+_TEMPLATE_SCRIPT = """
+import concurrent.futures, multiprocessing, os, sys
+from sweettok.models import quantizer
+
+
+def build():
+    quantizer._gcn_conv(4, 3)
+    path = sys.modules[quantizer._GCN_TEMPLATE_MODULE].__file__
+    assert os.path.isfile(path), path
+    return path
+
+
+if __name__ == "__main__":
+    written = []
+    for method in ("fork", "spawn"):  # a worker process, as LaneRunner's lanes are
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method)) as pool:
+            written.append(pool.submit(build).result())
+    written.append(build())  # and this process
+    print("\\n".join(written))
+"""
+
+
 def test_gcn_template_file_is_removed_when_the_process_exits(tmp_path):
     """torch-geometric writes GCNConv's generated ``propagate`` to a temporary .py file and never
-    deletes it; a process that builds the codebook projector leaves none behind."""
+    deletes it; a process that builds the codebook projector, worker processes included, leaves
+    none behind."""
     import os
     import subprocess
     import sys
 
-    script = (
-        "import sys\n"
-        "from sweettok.models.quantizer import _GCN_TEMPLATE_MODULE, _gcn_conv\n"
-        "_gcn_conv(4, 3)\n"
-        "path = sys.modules[_GCN_TEMPLATE_MODULE].__file__\n"
-        "import os; assert os.path.isfile(path), path\n"
-        "print(path)\n"
-    )
-    env = dict(os.environ, TMPDIR=str(tmp_path))  # the child's temporary folder: only its files
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    script = tmp_path / "script.py"
+    script.write_text(_TEMPLATE_SCRIPT)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = dict(os.environ, TMPDIR=str(temp))  # the processes' temporary folder: only their files
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    written = done.stdout.strip().splitlines()[-1]
-    assert written.startswith(str(tmp_path)) and "GCNConv_propagate" in written
-    assert not os.path.exists(written)
-    assert list(tmp_path.iterdir()) == []
+    written = done.stdout.strip().splitlines()[-3:]
+    assert len(set(written)) == 3 and all(w.startswith(str(temp)) and "GCNConv_propagate" in w for w in written)
+    assert [w for w in written if os.path.exists(w)] == []
+    assert list(temp.iterdir()) == []

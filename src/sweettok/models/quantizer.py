@@ -82,8 +82,8 @@ model of the same ``topk``: the checkpoint's config carries it.
 
 from __future__ import annotations
 
-import atexit
 import math
+import multiprocessing.util
 import sys
 import tempfile
 import warnings
@@ -122,7 +122,11 @@ def _remove_file(path: Path) -> None:
 def _gcn_conv(in_dim: int, out_dim: int) -> GCNConv:
     """A GCNConv without normalisation or self-loops (the graph is normalised once, here); when
     building it wrote torch-geometric's template file, that file goes when the process exits
-    (the module stays loaded until then, so tracebacks and ``inspect`` still find its source)."""
+    (the module stays loaded until then, so tracebacks and ``inspect`` still find its source).
+
+    A multiprocessing finalizer, not ``atexit``: worker processes (LaneRunner's lanes, data
+    loader workers) end without running ``atexit`` handlers but do run these; the main process
+    runs them at exit too, and a forked child skips its parent's."""
     fresh = _GCN_TEMPLATE_MODULE not in sys.modules
     conv = GCNConv(in_dim, out_dim, normalize=False, add_self_loops=False)
     written = getattr(sys.modules.get(_GCN_TEMPLATE_MODULE), "__file__", None)
@@ -130,7 +134,7 @@ def _gcn_conv(in_dim: int, out_dim: int) -> GCNConv:
         path = Path(written)
         if path.parent.resolve() == Path(tempfile.gettempdir()).resolve() and path.name.startswith(
                 _GCN_TEMPLATE_MODULE + "_"):
-            atexit.register(_remove_file, path)
+            multiprocessing.util.Finalize(None, _remove_file, args=(path,), exitpriority=0)
     return conv
 
 
