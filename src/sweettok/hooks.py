@@ -118,7 +118,7 @@ class NodeThreadsHook:
     no governor, so its sums, and its weights, are the same in every run). Outside a LaneRunner
     it changes nothing."""
 
-    TRAINING_TAG = "training"
+    TRAINING_TAG = runner.TRAINING_TAG
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:

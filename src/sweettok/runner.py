@@ -62,10 +62,12 @@ __all__ = ["LaneRunner", "lane_state", "node_priorities", "nodes_to_start", "pai
 
 log = logging.getLogger(__name__)
 
+# The tag of training nodes: their threads and scheduling follow the rules in the module docstring.
+TRAINING_TAG = "training"
+
 # Set in each worker process by _init_worker: {"in_flight": Value proxy (nodes running),
 # "seconds": dict proxy (node name -> wall seconds, written by the workers), "lanes": worker
-# processes, "paired_training": names of the training nodes that get cores // lanes threads,
-# "alone": names of the other training nodes, which run with no node beside them}.
+# processes, "paired_training": names of the training nodes that get cores // lanes threads}.
 _STATE: dict[str, Any] | None = None
 # In the main process: the node seconds of the last LaneRunner run, until taken.
 _COLLECTED: dict[str, float] = {}
@@ -156,7 +158,7 @@ def nodes_to_start(ready: list[Node], running: Collection[Node], free: int, alon
     return start
 
 
-def paired_training_nodes(pipeline: Pipeline, tag: str = "training") -> set[str]:
+def paired_training_nodes(pipeline: Pipeline, tag: str = TRAINING_TAG) -> set[str]:
     """Names of the nodes tagged ``tag`` that have another node so tagged neither upstream nor
     downstream of them (the two can run at the same time, one per lane)."""
     below = _downstream(pipeline)
@@ -181,11 +183,9 @@ class LaneRunner(ParallelRunner):
         self._validate_catalog(catalog)
         self._validate_nodes(pipeline.nodes)
         self._set_manager_datasets(catalog)
-        paired = frozenset(paired_training_nodes(pipeline))
         state = {"in_flight": self._manager.Value("i", 0), "seconds": self._manager.dict(),
                  "lanes": self._get_required_workers_count(pipeline),
-                 "paired_training": paired,
-                 "alone": frozenset(n.name for n in pipeline.nodes if "training" in n.tags and n.name not in paired)}
+                 "paired_training": frozenset(paired_training_nodes(pipeline))}
         try:
             self._schedule(pipeline, catalog, run_id, state)
         finally:
@@ -197,6 +197,8 @@ class LaneRunner(ParallelRunner):
         dependencies = pipeline.node_dependencies
         load_counts = Counter(name for node in nodes for name in node.inputs)
         workers = state["lanes"]
+        # the training chain: training nodes with no training node beside them run alone
+        alone = {n.name for n in nodes if TRAINING_TAG in n.tags and n.name not in state["paired_training"]}
         log.info("LaneRunner: %d lanes for %d nodes", workers, len(nodes))
         todo, done_nodes = set(nodes), set()
         running: dict[Future, Node] = {}
@@ -206,7 +208,7 @@ class LaneRunner(ParallelRunner):
                                  initargs=(state,)) as pool:
             while todo or running:
                 ready = sorted((n for n in todo if dependencies[n] <= done_nodes), key=priority.__getitem__)
-                start = nodes_to_start(ready, running.values(), workers - len(running), state["alone"])
+                start = nodes_to_start(ready, running.values(), workers - len(running), alone)
                 if start:  # set before any of them starts: NodeThreadsHook reads it as the node starts
                     state["in_flight"].value = len(running) + len(start)
                 for node in start:

@@ -115,10 +115,6 @@ BOOK_NAMES = ("adj", "noun", "adv", "verb")
 _GCN_TEMPLATE_MODULE = f"{GCNConv.__module__}_{GCNConv.__name__}_propagate"
 
 
-def _remove_file(path: Path) -> None:
-    path.unlink(missing_ok=True)
-
-
 def _gcn_conv(in_dim: int, out_dim: int) -> GCNConv:
     """A GCNConv without normalisation or self-loops (the graph is normalised once, here); when
     building it wrote torch-geometric's template file, that file goes when the process exits
@@ -134,7 +130,7 @@ def _gcn_conv(in_dim: int, out_dim: int) -> GCNConv:
         path = Path(written)
         if path.parent.resolve() == Path(tempfile.gettempdir()).resolve() and path.name.startswith(
                 _GCN_TEMPLATE_MODULE + "_"):
-            multiprocessing.util.Finalize(None, _remove_file, args=(path,), exitpriority=0)
+            multiprocessing.util.Finalize(None, path.unlink, kwargs={"missing_ok": True}, exitpriority=0)
     return conv
 
 
