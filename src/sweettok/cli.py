@@ -329,6 +329,38 @@ def bench_threads(args: argparse.Namespace) -> int:
 
 
 @command(
+    "bench optimizer",
+    help="training steps/s of the base profile alone per AdamW implementation (loop vs fused) -> JSON",
+    args=[
+        arg("--out", default="data/08_reporting/bench_optimizer.json", help="JSON output path"),
+        arg("--stages", nargs="+", default=["proxy", "phase1", "phase2"], choices=["proxy", "phase1", "phase2"]),
+        arg("--implementations", nargs="+", default=["loop", "fused"], choices=["loop", "foreach", "fused"],
+            help="optimizer.implementation values; ratios are against the first"),
+        arg("--repeats", type=int, default=2, help="rounds; the implementations alternate within each"),
+        arg("--steps", type=int, default=0, help="optimiser steps per measurement (0: 100 proxy, 40 phase 1/2)"),
+        *_conf_args(),
+    ],
+)
+def bench_optimizer(args: argparse.Namespace) -> int:
+    from sweettok.training.bench_threads import STAGES, run_optimizer_benchmark
+
+    steps = {s: args.steps for s in STAGES} if args.steps > 0 else None
+    report = run_optimizer_benchmark(args.stages, args.implementations, repeats=args.repeats, profile=args.config,
+                                     steps=steps, conf_dir=args.conf_dir)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    base = args.implementations[0]
+    print(f"{'stage':8s}" + "".join(f"{impl:>12s}" for impl in args.implementations)
+          + f"   (median steps/s alone, {report['cores']} cores; ratio to {base})")
+    for r in report["rows"]:
+        print(f"{r['stage']:8s}" + "".join(f"{r['median_steps_per_s'][impl]:12.2f}" for impl in args.implementations)
+              + "   " + "  ".join(f"{impl} {r['speedup_over_' + base][impl]:.2f}x" for impl in args.implementations[1:]))
+    print(f"wrote {out}")
+    return 0
+
+
+@command(
     "curve",
     help="train the chain at a multiple of the default length and score it; --plot draws the compute curve",
     args=[

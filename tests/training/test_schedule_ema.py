@@ -82,11 +82,38 @@ def test_no_decay_on_norms_biases_embeddings_queries():
         ({"betas": (0.9, 1.0)}, "betas"),
         ({"weight_decay": -1}, "weight_decay"),
         ({"eps": "x"}, "eps"),
+        ({"implementation": "fast"}, "implementation"),
     ],
 )
 def test_optimizer_config_errors_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=f"OptimizerConfig.{field}"):
         OptimizerConfig(**kwargs)
+
+
+def test_adamw_implementation_auto_is_fused_on_the_cpu_and_all_agree():
+    """`auto` picks the fused kernel on the CPU; fused, foreach and the per-tensor loop give the same
+    update up to float rounding, and the weight-decay exemptions hold in each."""
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Linear(16, 32), nn.LayerNorm(32), nn.Linear(32, 4))
+    grads = [[torch.randn_like(p) for p in base.parameters()] for _ in range(20)]
+    trained = {}
+    for kind in ("auto", "fused", "foreach", "loop"):
+        model = nn.Sequential(nn.Linear(16, 32), nn.LayerNorm(32), nn.Linear(32, 4))
+        model.load_state_dict(base.state_dict())
+        opt = build_adamw(model, OptimizerConfig(lr=1e-2, weight_decay=0.5, implementation=kind))
+        assert [g["weight_decay"] for g in opt.param_groups] == [0.5, 0.0]
+        used = {k: opt.defaults[k] for k in ("fused", "foreach")}
+        assert used == {"auto": {"fused": True, "foreach": None}, "fused": {"fused": True, "foreach": None},
+                        "foreach": {"fused": None, "foreach": True}, "loop": {"fused": None, "foreach": False}}[kind]
+        for step in grads:
+            for p, g in zip(model.parameters(), step):
+                p.grad = g.clone()
+            opt.step()
+        trained[kind] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    moved = (trained["loop"] - torch.cat([p.detach().flatten() for p in base.parameters()])).abs().max()
+    assert moved > 0.1  # 20 steps at lr 1e-2 move the weights far beyond rounding
+    for kind in ("auto", "fused", "foreach"):
+        assert torch.allclose(trained[kind], trained["loop"], rtol=0, atol=1e-5), kind
 
 
 def test_schedule_config_errors():

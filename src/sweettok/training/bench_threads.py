@@ -16,6 +16,10 @@ Steps per second come from the run's own log (``time/sec_per_step``, windows of
 one competing single-threaded process (``python -c 'while True: pass'``) started before the
 child and killed after it. The report gives, per stage and policy, steps/s alone and busy
 side by side and their ratio, the machine's core count and load average, and when it ran.
+
+``sweettok bench optimizer`` reuses the child to time the same stages alone under each AdamW
+implementation (``optimizer.implementation``: ``loop``, torch's CPU default before, against
+``fused``, now the default), the implementations alternating within each repeat.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_thread_benchmark", "STAGES"]
+__all__ = ["run_thread_benchmark", "run_optimizer_benchmark", "STAGES"]
 
 STAGES = ("proxy", "phase1", "phase2")
 DEFAULT_STEPS = {"proxy": 100, "phase1": 40, "phase2": 40}
@@ -77,6 +81,10 @@ def _child(request: dict[str, Any]) -> dict[str, Any]:
 
     params = load_params(request["profile"], request.get("conf_dir"))
     stage, steps = request["stage"], request["steps"]
+    if request.get("optimizer"):
+        for key in ("proxy", "tokenizer_phase1", "tokenizer_phase2"):
+            params[key] = {**params[key], "optimizer": {**params[key].get("optimizer", {}),
+                                                        "implementation": request["optimizer"]}}
     threads = "auto" if request["policy"] == "auto" else torch.get_num_threads()
     loop = {"total_steps": steps, "checkpoint_every": steps, "keep_last": 1, "resume": "never", "log_every": 10,
             "progress": False, "device": "cpu", "threads": threads}
@@ -103,8 +111,10 @@ def _child(request: dict[str, Any]) -> dict[str, Any]:
             else:
                 result = train_phase2(VideoTokenizer(model, ProxyTokenizer(proxy_cfg)), data, cfg)
         log = pd.read_csv(result.time_log_path)
+        losses = pd.read_csv(result.log_path)["loss/model"].dropna() if result.log_path is not None and result.log_path.exists() else None
     seconds = log["time/sec_per_step"].iloc[1:]  # equal windows of log_every steps
     return {"steps": steps, "steps_per_s": float(1.0 / seconds.mean()),
+            "final_loss": float(losses.iloc[-1]) if losses is not None and len(losses) else None,
             "window_steps_per_s": [round(float(1.0 / s), 3) for s in seconds],
             "threads_seen": sorted({int(t) for t in log["time/threads"]}) if "time/threads" in log else None}
 
@@ -155,6 +165,38 @@ def run_thread_benchmark(stages: list[str], policies: list[str], profile: str = 
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(_report(rows, policies, profile, load_before), indent=2) + "\n")
     return _report(rows, policies, profile, load_before)
+
+
+def run_optimizer_benchmark(stages: list[str], implementations: list[str], repeats: int = 2,
+                            profile: str = "base", steps: dict[str, int] | None = None,
+                            conf_dir: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Steps per second of each stage alone under each AdamW implementation, alternating within each of
+    ``repeats`` rounds; the ratio of each implementation's median to the first one's."""
+    steps = {**DEFAULT_STEPS, **(steps or {})}
+    load_before = os.getloadavg()
+    rows = []
+    for stage in stages:
+        runs: dict[str, list[dict]] = {impl: [] for impl in implementations}
+        for _ in range(repeats):
+            for impl in implementations:
+                request = {"stage": stage, "policy": "auto", "profile": profile, "steps": steps[stage],
+                           "conf_dir": conf_dir, "optimizer": impl}
+                runs[impl].append(_measure(request, busy=False))
+        medians = {impl: statistics.median(r["steps_per_s"] for r in rs) for impl, rs in runs.items()}
+        base = implementations[0]
+        row = {"stage": stage, "steps": steps[stage], "median_steps_per_s": medians,
+               "speedup_over_" + base: {impl: medians[impl] / medians[base] for impl in implementations},
+               "steps_per_s": {impl: [r["steps_per_s"] for r in rs] for impl, rs in runs.items()},
+               "final_loss": {impl: [r["final_loss"] for r in rs] for impl, rs in runs.items()}}
+        rows.append(row)
+        if progress:
+            print(f"{stage:7s} " + "   ".join(f"{impl} {medians[impl]:6.2f} steps/s" for impl in implementations),
+                  file=sys.stderr, flush=True)
+    return {"benchmark": "training steps/s alone per AdamW implementation (optimizer.implementation)",
+            "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "profile": profile,
+            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "repeats": repeats, "load_average_before": load_before, "load_average_after": os.getloadavg(),
+            "rows": rows}
 
 
 def _report(rows: list[dict], policies: list[str], profile: str, load_before: tuple) -> dict[str, Any]:

@@ -61,6 +61,11 @@ def _number(
     return float(value)
 
 
+OPTIMIZER_IMPLEMENTATIONS = ("auto", "fused", "foreach", "loop")
+# devices with a fused AdamW kernel in torch
+FUSED_ADAMW_DEVICES = frozenset({"cpu", "cuda"})
+
+
 @dataclass(frozen=True)
 class OptimizerConfig:
     """AdamW hyper-parameters.
@@ -72,6 +77,10 @@ class OptimizerConfig:
         weight_decay: decoupled weight decay of the decayed group.
         no_decay_keywords: parameter-name fragments exempt from decay, on top of all
             biases, 1-D tensors, norm layers and ``nn.Embedding`` tables.
+        implementation: how torch runs the update: ``fused`` (one kernel over every tensor),
+            ``foreach`` (batched per-op kernels), ``loop`` (one tensor at a time), or ``auto``:
+            fused where torch has the kernel for the parameters' device (CPU, CUDA), else torch's
+            own choice. The same update up to float rounding (``sweettok bench optimizer``).
     """
 
     lr: float = 1e-4
@@ -79,8 +88,12 @@ class OptimizerConfig:
     eps: float = 1e-8
     weight_decay: float = 1e-4
     no_decay_keywords: tuple[str, ...] = field(default=DEFAULT_NO_DECAY_KEYWORDS)
+    implementation: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.implementation not in OPTIMIZER_IMPLEMENTATIONS:
+            raise ParamError("implementation", f"must be one of {list(OPTIMIZER_IMPLEMENTATIONS)}, "
+                             f"got {self.implementation!r}", owner="OptimizerConfig")
         object.__setattr__(self, "lr", _number("OptimizerConfig", "lr", self.lr, 0.0, lo_inclusive=False))
         object.__setattr__(self, "eps", _number("OptimizerConfig", "eps", self.eps, 0.0, lo_inclusive=False))
         object.__setattr__(self, "weight_decay", _number("OptimizerConfig", "weight_decay", self.weight_decay, 0.0))
@@ -190,7 +203,16 @@ def build_adamw(model: nn.Module | Iterable[nn.Module], cfg: OptimizerConfig) ->
     merged = [g for g in merged if g["params"]]
     if not merged:
         raise ValueError("build_adamw: the model has no trainable parameters")
-    return torch.optim.AdamW(merged, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    # auto: the fused kernel where torch has one for the parameters' device. On 2 CPU threads the
+    # base SweetTok's AdamW step takes 6.5 ms fused against 36.7 ms one tensor at a time, which is
+    # what torch picks on the CPU by default (about 5% of a phase-1 step)
+    kind = cfg.implementation
+    if kind == "auto":
+        devices = {p.device.type for g in merged for p in g["params"]}
+        kind = "fused" if devices <= FUSED_ADAMW_DEVICES else None
+    chosen = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}.get(kind, {})
+    return torch.optim.AdamW(merged, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay,
+                             **chosen)
 
 
 class WarmupCosineLR(LambdaLR):
