@@ -29,9 +29,9 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
-def _governor(m: Machine, max_threads: int = 2) -> ThreadGovernor:
-    gov = ThreadGovernor(max_threads, interval_s=2.0, busy_reader=lambda: m.busy, own_reader=lambda: m.own,
-                         clock=lambda: m.now)
+def _governor(m: Machine, max_threads: int = 2, confirm: int = 1) -> ThreadGovernor:
+    gov = ThreadGovernor(max_threads, interval_s=2.0, confirm=confirm, busy_reader=lambda: m.busy,
+                         own_reader=lambda: m.own, clock=lambda: m.now)
     gov.cores = 2
     return gov
 
@@ -52,6 +52,33 @@ def test_one_busy_process_takes_a_thread_away_and_gives_it_back(restore_threads)
     m.run(3.0, own_cores=1.0, other_cores=0.0)
     assert gov.tick() == 2 and torch.get_num_threads() == 2
     assert gov.changes == 2
+
+
+def test_default_waits_for_two_measurements_so_a_blip_changes_nothing(restore_threads):
+    m = Machine()
+    gov = ThreadGovernor(2, interval_s=2.0, busy_reader=lambda: m.busy, own_reader=lambda: m.own,
+                         clock=lambda: m.now)
+    gov.cores = 2
+    assert gov.confirm == 2
+    # one interval with another process at 0.36 of a core (what a make run saw for 2 s), then quiet
+    m.run(2.0, own_cores=1.64, other_cores=0.36)
+    assert gov.tick() == 2
+    m.run(2.0, own_cores=2.0, other_cores=0.0)
+    assert gov.tick() == 2 and gov.changes == 0
+    # a lasting competitor: the second measurement in a row takes the thread away
+    m.run(2.0, own_cores=1.4, other_cores=0.6)
+    assert gov.tick() == 2
+    m.run(2.0, own_cores=1.4, other_cores=0.6)
+    assert gov.tick() == 1 and torch.get_num_threads() == 1
+    # load that alternates never settles on a new count: the pool stays
+    for others in (0.0, 1.0, 0.0, 1.0):
+        m.run(2.0, own_cores=2.0 - others, other_cores=others)
+        assert gov.tick() == 1
+    # the competitor ends: back to two threads at the second quiet measurement
+    m.run(2.0, own_cores=1.0, other_cores=0.0)
+    assert gov.tick() == 1
+    m.run(2.0, own_cores=1.0, other_cores=0.0)
+    assert gov.tick() == 2 and torch.get_num_threads() == 2 and gov.changes == 2
 
 
 def test_light_background_load_keeps_both_threads(restore_threads):

@@ -10,7 +10,9 @@ than two (measured with ``sweettok bench threads``).
 :class:`ThreadGovernor` measures, every ``interval_s`` seconds, how much CPU time other
 processes took on the cores this process may run on (``/proc/stat`` minus this process and
 its children) and sets the pool to the cores left free, between 1 and the thread count the
-run started with. It changes nothing where ``/proc/stat`` is missing (not Linux), on CUDA
+run started with, once ``confirm`` measurements in a row (2 by default: 4 s) agree on the new
+count: a blip of a second or two (a shell command, a cron job) leaves the pool alone, so it
+does not make an otherwise undisturbed run differ from a rerun. It changes nothing where ``/proc/stat`` is missing (not Linux), on CUDA
 runs, or when the run started with one thread.
 
 Bit-exact reruns need the same thread count throughout (a reduction split over 2 threads
@@ -81,11 +83,13 @@ class ThreadGovernor:
     Args:
         max_threads: the most threads to use (the pool size the run started with).
         interval_s: seconds between measurements.
+        confirm: consecutive measurements that must want the same new thread count before the
+            pool changes (1: change at the first).
         busy_reader, own_reader, clock: sources of machine-busy CPU seconds, own CPU seconds
             and wall time (injectable for tests).
     """
 
-    def __init__(self, max_threads: int, interval_s: float = 2.0,
+    def __init__(self, max_threads: int, interval_s: float = 2.0, confirm: int = 2,
                  busy_reader: Callable[[], float | None] | None = None,
                  own_reader: Callable[[], float] = own_cpu_seconds,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -93,6 +97,8 @@ class ThreadGovernor:
         self.max_threads = max(1, int(max_threads))
         self.cores = len(cpus)
         self.interval_s = interval_s
+        self.confirm = max(1, int(confirm))
+        self._pending = (self.max_threads, 0)  # the count the last measurements wanted, and how many in a row
         self._busy = busy_reader or (lambda: cpu_busy_seconds(cpus))
         self._own = own_reader
         self._clock = clock
@@ -120,7 +126,8 @@ class ThreadGovernor:
         free = self.cores - self.others
         # a light background load (< 0.25 of a core left over) still leaves the core to us
         want = max(1, min(self.max_threads, int(free + 0.25)))
-        if want != self.threads:
+        self._pending = (want, self._pending[1] + 1 if self._pending[0] == want else 1)
+        if want != self.threads and self._pending[1] >= self.confirm:
             log.info("other processes use %.2f of %d cores: %d -> %d intra-op threads", self.others, self.cores,
                      self.threads, want)
             torch.set_num_threads(want)
