@@ -12,8 +12,8 @@ processes took on the cores this process may run on (``/proc/stat`` minus this p
 its children) and sets the pool to the cores left free, between 1 and the thread count the
 run started with, once ``confirm`` measurements in a row (2 by default: 4 s) agree on the new
 count: a blip of a second or two (a shell command, a cron job) leaves the pool alone, so it
-does not make an otherwise undisturbed run differ from a rerun. It changes nothing where ``/proc/stat`` is missing (not Linux), on CUDA
-runs, or when the run started with one thread.
+does not make an otherwise undisturbed run differ from a rerun. It changes nothing where
+``/proc/stat`` is missing (not Linux), on CUDA runs, or when the run started with one thread.
 
 Bit-exact reruns need the same thread count throughout (a reduction split over 2 threads
 rounds differently from one over 1): pin ``loop.threads`` to a number for those.
