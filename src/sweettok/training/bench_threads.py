@@ -194,14 +194,18 @@ def run_optimizer_benchmark(stages: list[str], implementations: list[str], repea
                   file=sys.stderr, flush=True)
     return {"benchmark": "training steps/s alone per AdamW implementation (optimizer.implementation)",
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "profile": profile,
-            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "cores": _cores(),
             "repeats": repeats, "load_average_before": load_before, "load_average_after": os.getloadavg(),
             "rows": rows}
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _report(rows: list[dict], policies: list[str], profile: str, load_before: tuple) -> dict[str, Any]:
     return {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "profile": profile,
-            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "cores": _cores(),
             "load_average_before": load_before, "load_average_after": os.getloadavg(),
             "competitor": "one single-threaded busy loop (python -c 'while True: pass')",
             "median_alone_over_busy": {p: statistics.median(r["alone_over_busy"] for r in rows if r["policy"] == p)
