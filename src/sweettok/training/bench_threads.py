@@ -111,7 +111,8 @@ def _child(request: dict[str, Any]) -> dict[str, Any]:
             else:
                 result = train_phase2(VideoTokenizer(model, ProxyTokenizer(proxy_cfg)), data, cfg)
         log = pd.read_csv(result.time_log_path)
-        losses = pd.read_csv(result.log_path)["loss/model"].dropna() if result.log_path is not None and result.log_path.exists() else None
+        has_log = result.log_path is not None and result.log_path.exists()
+        losses = pd.read_csv(result.log_path)["loss/model"].dropna() if has_log else None
     seconds = log["time/sec_per_step"].iloc[1:]  # equal windows of log_every steps
     return {"steps": steps, "steps_per_s": float(1.0 / seconds.mean()),
             "final_loss": float(losses.iloc[-1]) if losses is not None and len(losses) else None,
