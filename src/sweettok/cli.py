@@ -354,8 +354,9 @@ def bench_optimizer(args: argparse.Namespace) -> int:
     print(f"{'stage':8s}" + "".join(f"{impl:>12s}" for impl in args.implementations)
           + f"   (median steps/s alone, {report['cores']} cores; ratio to {base})")
     for r in report["rows"]:
-        print(f"{r['stage']:8s}" + "".join(f"{r['median_steps_per_s'][impl]:12.2f}" for impl in args.implementations)
-              + "   " + "  ".join(f"{impl} {r['speedup_over_' + base][impl]:.2f}x" for impl in args.implementations[1:]))
+        rates = "".join(f"{r['median_steps_per_s'][impl]:12.2f}" for impl in args.implementations)
+        ratios = "  ".join(f"{impl} {r['speedup_over_' + base][impl]:.2f}x" for impl in args.implementations[1:])
+        print(f"{r['stage']:8s}{rates}   {ratios}")
     print(f"wrote {out}")
     return 0
 
