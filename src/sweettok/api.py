@@ -11,9 +11,11 @@
     tokens.save("clip.npz"); Tokens.load("clip.npz")
 
 Inputs
-    A path (video: mp4, avi, mkv, webm, ...; image: png, jpg, ...), or frames: a uint8 array
-    ``(T, H, W, 3)`` (an image ``(H, W, 3)``) or a float array in [0, 1] of the same shapes, as
-    numpy or torch. Any length and size.
+    A path (video: mp4, avi, mkv, webm, gif, ...; image: png, jpg, webp, bmp, tiff, or any file
+    Pillow identifies, whatever its suffix), or frames: a uint8 array ``(T, H, W, 3)`` (an image
+    ``(H, W, 3)``) or a float array in [0, 1] of the same shapes, as numpy or torch. Any length
+    and size. Image files are read as a viewer shows them (`data.video.read_image_rgb`): 16-bit
+    images scaled to 8 bits, transparency over white, EXIF orientation applied.
 
 Size policy (``size=``)
     ``"pad"`` (default): scale so the longer edge is the model's resolution, pad the short side
@@ -55,6 +57,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sweettok.data.video import IMAGE_SUFFIXES, container_of, mp4_boxes_complete, read_image_rgb
 from sweettok.models.checkpoint import CheckpointError
 from sweettok.models.tokenizer import ImageTokenizer, VideoTokenizer, load_model, model_identity
 
@@ -63,7 +66,6 @@ __all__ = ["CheckpointError", "InputError", "TokenFileError", "Tokenizer", "Toke
 
 LAYOUT_VERSION = 1
 SIZE_POLICIES = ("pad", "crop")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
 class InputError(ValueError):
@@ -158,29 +160,41 @@ def _select_device(device: str | torch.device | None) -> torch.device:
 
 # ---------------------------------------------------------------------- reading inputs
 def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))[None]
+        return read_image_rgb(path)[None]
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file") from None
     except OSError as exc:
         raise InputError(f"{path}: unreadable or truncated image ({exc})") from None
 
 
+def _image_by_content(path: Path) -> bool:
+    """True for a file no video container claims but Pillow identifies as an image (any suffix:
+    .jfif, .ppm, .tga, none at all...)."""
+    from PIL import Image, UnidentifiedImageError
+
+    with open(path, "rb") as f:
+        if container_of(f.read(512)) is not None:
+            return False
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
 def _read_video(path: Path) -> tuple[Iterator[np.ndarray], float, int]:
     """Frames of a video as uint8 (H, W, 3), its fps and its declared frame count (0 if none)."""
     import av
-
-    from sweettok.data.video import container_of, mp4_boxes_complete
 
     with open(path, "rb") as f:
         head = f.read(512)
     kind = container_of(head)
     if kind is None:
-        raise InputError(f"{path}: not a video or image file (its first bytes match no known container)")
+        raise InputError(f"{path}: not a video or image file (its first bytes match no known container, "
+                         "and Pillow reads no image from it)")
     if kind == "mp4":
         ok, why = mp4_boxes_complete(path, path.stat().st_size)
         if not ok:
@@ -225,7 +239,7 @@ def _as_frames(video: Any) -> tuple[Iterator[np.ndarray], str, float]:
             raise InputError(f"{path}: a directory, not a video or image file")
         if not os.access(path, os.R_OK):
             raise InputError(f"{path}: unreadable (permission denied)")
-        if path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.suffix.lower() in IMAGE_SUFFIXES or _image_by_content(path):
             return iter(_read_image(path)), str(path), 0.0
         frames, fps, _ = _read_video(path)
         return frames, str(path), fps

@@ -144,3 +144,22 @@ def test_id_layout_follows_topk(topk, tmp_path, media, build_tokenizer):
     assert [p for _, p in groups[-1]] == ["ADV"] * topk + ["VERB"]
     assert tok.decode(tokens).shape == (17, 72, 100, 3)
     assert load_model(path).cfg.topk == topk
+
+
+def test_images_are_found_by_content_and_gifs_read_as_videos(tok, media, tmp_path):
+    from PIL import Image
+
+    frame = np.asarray(Image.open(media["image"]).convert("RGB"))
+    expected = tok.encode(frame)
+    for name, fmt in [("photo.tif", "TIFF"), ("photo.jfif", "JPEG"), ("photo", "PNG")]:
+        Image.fromarray(frame).save(tmp_path / name, format=fmt)
+        tokens = tok.encode(tmp_path / name)
+        assert tokens.frames == 1 and tokens.ids.shape == expected.ids.shape, name
+    assert np.array_equal(tok.encode(tmp_path / "photo").ids, expected.ids)  # PNG without a suffix: lossless
+    assert np.array_equal(tok.encode(tmp_path / "photo.tif").ids, expected.ids)
+    frames = np.load(media["frames"])[:20]
+    Image.fromarray(frames[0]).save(tmp_path / "anim.gif", save_all=True,
+                                    append_images=[Image.fromarray(f) for f in frames[1:]], duration=40, loop=0)
+    tokens = tok.encode(tmp_path / "anim.gif")
+    assert (tokens.frames, tokens.height, tokens.width) == (20, 72, 100) and tokens.fps == pytest.approx(25)
+    assert tok.decode(tokens).shape == (20, 72, 100, 3)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from sweettok.data.video import DECODE_ERRORS, ProbeError, read_frames, verify_random_access
+from sweettok.data.video import DECODE_ERRORS, ProbeError, read_frames, read_image_rgb, verify_random_access
 from sweettok.schemas import check_split_names, empty_splits
 from sweettok.typed_params import from_mapping
 
@@ -176,10 +176,7 @@ class ShardWriter:
 
 
 def _load_image(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))[None]
+    return read_image_rgb(path)[None]
 
 
 def read_windows(path: Path, reader: str, starts: list[int], frames: int, stride: int,

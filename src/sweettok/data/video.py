@@ -29,9 +29,9 @@ from sweettok.files import sha256_file
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv",
-                  ".3gp", ".ts"}
+                  ".3gp", ".ts", ".gif"}
 READERS = ("decord", "pyav", "pil")
 
 # Random access is trusted only where it gives exactly the frames sequential decoding gives:
@@ -91,6 +91,8 @@ def container_of(head: bytes) -> str | None:
         return "matroska"
     if head[:4] == b"OggS":
         return "ogg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):  # an animated GIF is a video; one frame is a one-frame video
+        return "gif"
     if head[:3] == b"FLV":
         return "flv"
     if head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
@@ -208,6 +210,50 @@ def _decord_agrees(path: Path, n_frames: int, digests: dict[int, bytes]) -> str:
     return ""
 
 
+def read_image_rgb(path: str | Path) -> np.ndarray:
+    """An image file as uint8 (H, W, 3) RGB, the way a viewer shows it.
+
+    Pillow's plain ``convert("RGB")`` gets three common kinds of file wrong, and they are
+    handled here: a 16-bit image (Pillow clips every value above 255, so a 16-bit grey
+    photograph turns white) is scaled to 8 bits; transparency (RGBA, LA, a palette's or a
+    colour key's) is composited over white instead of dropped, which would show whatever
+    colour the transparent pixels happen to hold; and a photograph's EXIF orientation tag is
+    applied, so a phone's portrait photo stands upright.
+
+    Raises:
+        PIL.UnidentifiedImageError: not an image Pillow knows.
+        OSError, ValueError: truncated or otherwise unreadable.
+    """
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        return image_to_rgb(im)
+
+
+def image_to_rgb(im) -> np.ndarray:
+    """A PIL image of any mode as uint8 (H, W, 3) RGB (see `read_image_rgb`)."""
+    from PIL import Image
+
+    if im.mode.startswith("I") or im.mode == "F":
+        a = np.asarray(im).astype(np.float64)
+        if im.mode == "F":
+            # floating point: [0, 1] is scaled to [0, 255], anything else is taken as 8-bit levels
+            a = a * 255.0 if a.size and np.nanmin(a) >= 0.0 and np.nanmax(a) <= 1.0 else a
+        elif im.mode.startswith("I;16") or (a.size and a.max() > 255):
+            a = a / 257.0  # 16-bit levels: 65535 -> 255
+            if a.size and a.max() > 255.0:  # 32-bit integers beyond 16 bits: their own range
+                a = a * (255.0 / a.max())
+        grey = np.clip(np.nan_to_num(np.rint(a)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    return np.asarray(im.convert("RGB"))
+
+
 def probe_file(path: Path, min_frames: int = 1) -> Probe:
     """Probe one video or image file.
 
@@ -220,12 +266,10 @@ def probe_file(path: Path, min_frames: int = 1) -> Probe:
         raise ProbeError("empty_file", "0 bytes")
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
 
         try:
-            with Image.open(path) as im:
-                im.load()
-                width, height = im.size
+            height, width = read_image_rgb(path).shape[:2]  # after its EXIF orientation, as the cache holds it
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise ProbeError("undecodable", f"image: {exc}") from exc
         return Probe("image", 1, 0.0, width, height, size, sha256_file(path), "pil")
