@@ -167,7 +167,7 @@ def describe(path: Path) -> str:
 def audit(root: Path, out: Path | None, numbered: bool, frames: int, resolution: int) -> pd.DataFrame:
     from sweettok.data.clips import ClipCacheConfig, ClipDataset, build_clip_cache, read_windows, resize_and_crop
     from sweettok.data.scan import scan_dataset
-    from sweettok.data.video import iter_frames_sequential
+    from sweettok.data.video import frame_rgb, iter_frames_sequential
 
     t0 = time.perf_counter()
     scan = scan_dataset(root, min_frames=frames, on_split_conflict="reject", progress=False)
@@ -181,7 +181,7 @@ def audit(root: Path, out: Path | None, numbered: bool, frames: int, resolution:
         rows = []
         for video in scan.manifest.itertuples(index=False):
             path = root / video.path
-            sequential = np.stack([f.to_ndarray(format="rgb24") for f in iter_frames_sequential(path)])
+            sequential = np.stack([frame_rgb(f) for f in iter_frames_sequential(path)])
             mine = np.flatnonzero(index["video_id"].to_numpy() == video.video_id)
             exact = all(np.array_equal(clips.read_uint8(int(i)),
                                        resize_and_crop(sequential[index.at[int(i), "start_frame"]:][:frames], resolution))

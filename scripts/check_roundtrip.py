@@ -22,14 +22,11 @@ import numpy as np
 
 
 def _source_frames(path: Path) -> np.ndarray:
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-        from PIL import Image
+    from sweettok.data.video import IMAGE_SUFFIXES, frame_rgb, iter_frames_sequential, read_image_rgb
 
-        return np.asarray(Image.open(path).convert("RGB"))[None]
-    import av
-
-    with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return read_image_rgb(path)[None]  # as the tokenizer reads it
+    return np.stack([frame_rgb(f) for f in iter_frames_sequential(path)])
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

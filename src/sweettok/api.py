@@ -57,7 +57,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sweettok.data.video import IMAGE_SUFFIXES, container_of, mp4_boxes_complete, read_image_rgb
+from sweettok.data.video import IMAGE_SUFFIXES, container_of, frame_rgb, mp4_boxes_complete, read_image_rgb
 from sweettok.models.checkpoint import CheckpointError
 from sweettok.models.tokenizer import ImageTokenizer, VideoTokenizer, load_model, model_identity
 
@@ -215,7 +215,7 @@ def _read_video(path: Path) -> tuple[Iterator[np.ndarray], float, int]:
         try:
             for frame in container.decode(stream):
                 n += 1
-                yield frame.to_ndarray(format="rgb24")
+                yield frame_rgb(frame)
         except (av.error.FFmpegError, OSError) as exc:
             raise InputError(f"{path}: unreadable or truncated video: decoding stopped after {n} frames ({exc})") \
                 from None

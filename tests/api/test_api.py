@@ -163,3 +163,24 @@ def test_images_are_found_by_content_and_gifs_read_as_videos(tok, media, tmp_pat
     tokens = tok.encode(tmp_path / "anim.gif")
     assert (tokens.frames, tokens.height, tokens.width) == (20, 72, 100) and tokens.fps == pytest.approx(25)
     assert tok.decode(tokens).shape == (20, 72, 100, 3)
+
+
+def test_a_phone_video_with_a_display_rotation_is_tokenized_upright(tok, tmp_path):
+    import av
+
+    stored = np.zeros((48, 64, 3), np.uint8)
+    stored[:, :16] = 255  # white left quarter as stored; a 90-degree display rotation puts it at the bottom
+    with av.open(str(tmp_path / "phone.mp4"), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.set_display_rotation(90)
+        for _ in range(5):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
+        c.mux(s.encode())
+    tokens = tok.encode(tmp_path / "phone.mp4")
+    assert (tokens.frames, tokens.height, tokens.width) == (5, 64, 48)
+    with av.open(str(tmp_path / "phone.mp4")) as c:  # the stored frames, as decoded, turned by hand
+        upright = np.stack([np.rot90(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)])
+    assert upright.shape == (5, 64, 48, 3) and upright[:, -10:].mean() > 200 and upright[:, :10].mean() < 50
+    assert np.array_equal(tokens.ids, tok.encode(np.ascontiguousarray(upright)).ids)
+    assert tok.decode(tokens).shape == (5, 64, 48, 3)

@@ -73,3 +73,34 @@ def test_plain_modes_read_as_before(tmp_path, mode):
     with Image.open(path) as ref:
         expected = np.asarray(ref.convert("RGB"))
     assert np.array_equal(read_image_rgb(path), expected)
+
+
+def _write_rotated_mp4(path, rotation: int, frames: int = 6) -> np.ndarray:
+    """An H.264 MP4 of 48 x 64 stored frames (white left quarter) with a display rotation, as a
+    phone writes a portrait video; returns the stored frame."""
+    import av
+
+    stored = np.zeros((48, 64, 3), np.uint8)
+    stored[:, :16] = 255
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.set_display_rotation(rotation)
+        for _ in range(frames):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
+        c.mux(s.encode())
+    return stored
+
+
+@pytest.mark.parametrize("rotation, white_edge", [(90, "bottom"), (-90, "top"), (180, "right")])
+def test_display_rotation_is_applied_like_a_player(tmp_path, rotation, white_edge):
+    _write_rotated_mp4(tmp_path / "phone.mp4", rotation)
+    probe = probe_file(tmp_path / "phone.mp4")
+    upright = read_frames(tmp_path / "phone.mp4", [0, probe.frames - 1], reader=probe.reader)
+    portrait = rotation % 180 != 0
+    assert (probe.width, probe.height) == ((48, 64) if portrait else (64, 48))
+    assert upright.shape == (2, probe.height, probe.width, 3)
+    edges = {"top": upright[:, :10], "bottom": upright[:, -10:], "left": upright[:, :, :10],
+             "right": upright[:, :, -10:]}
+    assert edges[white_edge].mean() > 200, {k: round(float(v.mean())) for k, v in edges.items()}
+    assert sum(v.mean() > 200 for v in edges.values()) == 1

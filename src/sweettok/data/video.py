@@ -146,6 +146,15 @@ def _video_stream(container: "av.container.InputContainer") -> "av.VideoStream":
     return container.streams.video[0]
 
 
+def frame_rgb(frame: "av.VideoFrame") -> np.ndarray:  # noqa: F821
+    """A decoded frame as uint8 (H, W, 3) RGB, upright. A phone stores a portrait video's frames
+    on their side with a display rotation (90 or 270 degrees) that players apply; so does this
+    (PyAV's ``frame.rotation``: degrees counter-clockwise, rounded to quarter turns)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
 def iter_frames_sequential(path: str | Path) -> Iterator["av.VideoFrame"]:  # noqa: F821
     """Decode the first video stream from the start, in presentation order (PyAV)."""
     import av
@@ -174,12 +183,13 @@ def _decode_all(path: Path) -> tuple[int, dict[int, bytes], float, int, int]:
             stream = _video_stream(container)
             for frame in container.decode(stream):
                 if is_check_position(n):
-                    digests[n] = frame_digest(frame.to_ndarray(format="rgb24"))
+                    digests[n] = frame_digest(frame_rgb(frame))
                 last = frame
                 n += 1
             rate = stream.average_rate or stream.guessed_rate or 0
         if last is not None:
-            digests[n - 1] = frame_digest(last.to_ndarray(format="rgb24"))
+            last_rgb = frame_rgb(last)
+            digests[n - 1] = frame_digest(last_rgb)
     except ProbeError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
@@ -187,7 +197,7 @@ def _decode_all(path: Path) -> tuple[int, dict[int, bytes], float, int, int]:
         raise ProbeError("undecodable", f"decoding failed {where}: {type(exc).__name__}: {exc}"[:200]) from exc
     if not n:
         raise ProbeError("undecodable", "no frames decode")
-    return n, digests, float(rate), last.width, last.height
+    return n, digests, float(rate), last_rgb.shape[1], last_rgb.shape[0]  # upright width, height
 
 
 def _decord_agrees(path: Path, n_frames: int, digests: dict[int, bytes]) -> str:
@@ -302,7 +312,7 @@ def _read_sequential(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
     frames: dict[int, np.ndarray] = {}
     for i, frame in enumerate(iter_frames_sequential(path)):
         if i in wanted:
-            frames[i] = frame.to_ndarray(format="rgb24")
+            frames[i] = frame_rgb(frame)
         if i >= last:
             break
     return frames
