@@ -6,8 +6,9 @@
 ``make`` writes videos of real photographs (scikit-image's) under a slow camera pan and zoom,
 in many codecs and containers (H.264, HEVC 8/10-bit, AV1, VP8, VP9, MPEG-4 Part 2 with
 B-frames in AVI, DivX 3, MPEG-2 program stream, MJPEG, FFV1, ProRes, FLV, WMV, MPEG-TS,
-variable frame rate), at odd sizes and with long names holding spaces and non-ASCII
-characters, plus a few broken files. Every frame carries its own number as eight black or
+variable frame rate, a portrait phone video stored on its side with a display rotation), at
+odd sizes and with long names holding spaces and non-ASCII characters, plus a few broken
+files. Every frame carries its own number as eight black or
 white blocks in its top-left corner, so that a frame's identity can be read from its pixels.
 
 ``audit`` runs ingest (`scan_dataset`) and patchify (`build_clip_cache`) on any UCF-101-style
@@ -91,12 +92,16 @@ def photo_frames(n: int, height: int, width: int, seed: int) -> np.ndarray:
 
 
 def encode(path: Path, frames: np.ndarray, codec: str, fmt: str, fps: int, pix_fmt: str, options: dict,
-           b_frames: int, gop: int, vfr: bool = False) -> None:
+           b_frames: int, gop: int, vfr: bool = False, rotation: int = 0) -> None:
+    """Write ``frames`` as stored; ``rotation``: a display rotation (degrees counter-clockwise) for
+    players to apply, as phones write portrait videos."""
     import av
 
     with av.open(str(path), "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        if rotation:
+            stream.set_display_rotation(rotation)
         stream.codec_context.gop_size = gop
         stream.codec_context.max_b_frames = b_frames
         if vfr:
@@ -130,6 +135,12 @@ def make(root: Path) -> None:
     encode(root / "Wave/h264 variable frame rate.mp4", photo_frames(90, 144, 192, 7), "libx264", "mp4", 25,
            "yuv420p", {"crf": "23"}, 2, 48, vfr=True)
     train.append(("Wave/h264 variable frame rate.mp4", 4))
+    # a phone's portrait video: upright 108 x 192 frames stored on their side (turned a quarter
+    # counter-clockwise) with a display rotation of -90 (a quarter clockwise) that puts them upright
+    upright = photo_frames(60, 192, 108, 8)
+    encode(root / "Wave/h264 portrait phone rotation.mp4", np.ascontiguousarray(np.rot90(upright, 1, axes=(1, 2))),
+           "libx264", "mp4", 30, "yuv420p", {"crf": "23"}, 2, 30, rotation=-90)
+    train.append(("Wave/h264 portrait phone rotation.mp4", 4))
     # broken files a real collection has
     good = (root / "Walk/h264 320x240 ucf-like.mp4").read_bytes()
     (root / "Walk/cut short.mp4").write_bytes(good[: len(good) // 3])
