@@ -17,7 +17,7 @@ from pathlib import Path
 from sweettok.cli import arg, command
 
 EXIT_INPUT, EXIT_CHECKPOINT, EXIT_TOKENS = 2, 3, 4
-VIDEO_OUTPUTS = {".mp4", ".mkv", ".avi", ".webm", ".mov"}
+VIDEO_OUTPUTS = {".mp4", ".mkv", ".avi", ".webm", ".mov", ".gif"}
 IMAGE_OUTPUTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
@@ -79,7 +79,8 @@ def encode(args: argparse.Namespace) -> int:
 
 
 def _write_frames(frames_iter, out: Path, fps: float) -> tuple[int, int, int]:
-    """Write decoded windows to a video (near-lossless H.264, yuv444p for odd sizes), an image or .npy."""
+    """Write decoded windows to a video (near-lossless H.264, VP9 in .webm, yuv444p for odd sizes; or a
+    GIF), an image or .npy."""
     import numpy as np
 
     suffix = out.suffix.lower()
@@ -96,13 +97,14 @@ def _write_frames(frames_iter, out: Path, fps: float) -> tuple[int, int, int]:
             Image.fromarray(frames[0]).save(out)
         return frames.shape[0], frames.shape[2], frames.shape[1]
     if suffix not in VIDEO_OUTPUTS:
-        raise ValueError(f"{out}: write .mp4, .mkv, .avi, .webm, .mov, .png, .jpg or .npy")
+        raise ValueError(f"{out}: write {', '.join(sorted(VIDEO_OUTPUTS | IMAGE_OUTPUTS))} or .npy")
     from sweettok.data.video_writer import write_mp4
 
     return write_mp4(out, (frame for frames in frames_iter for frame in frames), fps=fps or 25)
 
 
-@command("decode", help="decode an .npz token file to a video (mp4, mkv, ...), an image (png) or frames (.npy)",
+@command("decode", help="decode an .npz token file to a video (mp4, mkv, webm, gif, ...), an image (png) or "
+                    "frames (.npy)",
          args=[arg("tokens", help="token file (.npz) written by `sweettok encode`"),
                arg("-o", "--output", required=True, help="RECON.mp4, RECON.png or RECON.npy"),
                arg("--fps", type=float, default=None, help="frame rate of a video output (default: the source's)"),

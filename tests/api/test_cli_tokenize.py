@@ -163,6 +163,33 @@ def test_console_script_exit_code_and_stderr(media, tmp_path):
     assert proc.returncode == 3 and proc.stderr.startswith("sweettok: error: ") and "config.json" in proc.stderr
 
 
+def test_every_advertised_video_output_is_written(checkpoint, media, tmp_path, capsys):
+    """Each video suffix `decode` accepts; WebM also through the installed command in a fresh process,
+    where decord's libraries load before any encoder (that order once made VP9 fail to open)."""
+    tokens = tmp_path / "t.npz"
+    assert run(capsys, "encode", media["video"], "-o", tokens, "--checkpoint", checkpoint)[0] == 0
+    assert run(capsys, "decode", tokens, "-o", tmp_path / "exact.npy", "--checkpoint", checkpoint)[0] == 0
+    exact = np.load(tmp_path / "exact.npy").astype(int)
+    from sweettok.cli_tokenize import VIDEO_OUTPUTS
+
+    assert {".webm", ".gif", ".mp4"} <= VIDEO_OUTPUTS
+    for suffix in sorted(VIDEO_OUTPUTS):
+        out = tmp_path / f"recon{suffix}"
+        code, _, err = run(capsys, "decode", tokens, "-o", out, "--checkpoint", checkpoint)
+        assert code == 0, (suffix, err)
+        video = read_video(out).astype(int)
+        assert video.shape == (40, 72, 100, 3), suffix
+        # as in the round trip above: the frames' mean colours agree (4:2:0 chroma or a 256-colour
+        # palette cost detail, not colour), and each frame is closer to its own than to the next
+        assert np.abs(video.mean(axis=(1, 2)) - exact.mean(axis=(1, 2))).max() < 2.0, suffix
+        assert np.abs(video[1:] - exact[1:]).mean() < np.abs(video[1:] - exact[:-1]).mean(), suffix
+    fresh = tmp_path / "fresh.webm"
+    proc = subprocess.run([SWEETTOK, "decode", str(tokens), "-o", str(fresh), "--checkpoint", str(checkpoint)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert np.array_equal(read_video(fresh), read_video(tmp_path / "recon.webm"))
+
+
 def test_checkpoint_defaults_to_the_catalogs_tokenizer(checkpoint, media, tmp_path, capsys, monkeypatch):
     project = tmp_path / "project"
     (project / "conf" / "base").mkdir(parents=True)

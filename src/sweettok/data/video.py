@@ -38,6 +38,16 @@ READERS = ("decord", "pyav", "pil")
 # decord and PyAV both decode with libavcodec and agree bit for bit on most files, but not
 # on all (odd sizes, full-range JPEG, 10-bit: their colour conversions differ by a few
 # levels). Demanding equality keeps the clip cache the same whichever reader filled it.
+#
+# PyAV is imported first on purpose: decord loads its own bundled FFmpeg libraries into the
+# process's global symbol scope, and when that happens before PyAV's are loaded, PyAV's VP9
+# encoder fails to open ('avcodec_open2("libvpx-vp9") returned 22'), so `sweettok decode -o
+# x.webm` failed. PyAV first, both work (tests/api/test_cli_tokenize.py checks it in a fresh process).
+try:
+    import av
+except ImportError:  # pragma: no cover
+    av = None
+
 try:  # decord has x86_64 wheels only
     import decord
 
@@ -47,13 +57,9 @@ except ImportError:  # pragma: no cover - exercised on machines without decord
     decord = None
     _DECORD_ERRORS = (RuntimeError,)
 
-try:
-    import av
-
-    # what reading a file that changed or broke after ingest can raise
-    DECODE_ERRORS: tuple[type[BaseException], ...] = (*_DECORD_ERRORS, av.error.FFmpegError, OSError)
-except ImportError:  # pragma: no cover
-    DECODE_ERRORS = (*_DECORD_ERRORS, OSError)
+# what reading a file that changed or broke after ingest can raise
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    (*_DECORD_ERRORS, av.error.FFmpegError, OSError) if av is not None else (*_DECORD_ERRORS, OSError))
 
 
 class ProbeError(Exception):
