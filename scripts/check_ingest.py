@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# sweettok.data.video imports decord, whose bundled libraries break PyAV's libvpx encoder in the
-# same process: 'make' must not import it, so the project's modules are imported in 'audit' only.
+# 'make' writes its files with PyAV alone, independent of the code under test; the project's
+# modules are imported in 'audit' only. (decord loaded before PyAV breaks PyAV's libvpx encoder
+# in the same process; sweettok.data.video imports PyAV first for that reason.)
 
 LONG = "a very long file name with spaces, accents (é, ü, ø), CJK 動画 and emoji-free punctuation [1] & more"
 
