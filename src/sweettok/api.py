@@ -15,7 +15,8 @@ Inputs
     Pillow identifies, whatever its suffix), or frames: a uint8 array ``(T, H, W, 3)`` (an image
     ``(H, W, 3)``) or a float array in [0, 1] of the same shapes, as numpy or torch. Any length
     and size. Image files are read as a viewer shows them (`data.video.read_image_rgb`): 16-bit
-    images scaled to 8 bits, transparency over white, EXIF orientation applied.
+    images scaled to 8 bits, transparency over white, EXIF orientation applied. An animated
+    image (GIF, animated WebP, APNG, a multi-page TIFF of equal pages) is a video of its frames.
 
 Size policy (``size=``)
     ``"pad"`` (default): scale so the longer edge is the model's resolution, pad the short side
@@ -57,7 +58,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sweettok.data.video import IMAGE_SUFFIXES, container_of, frame_rgb, mp4_boxes_complete, read_image_rgb
+from sweettok.data.video import (IMAGE_SUFFIXES, container_of, frame_rgb, image_to_rgb, mp4_boxes_complete,
+                                 read_image_rgb)
 from sweettok.models.checkpoint import CheckpointError
 from sweettok.models.tokenizer import ImageTokenizer, VideoTokenizer, load_model, model_identity
 
@@ -159,15 +161,49 @@ def _select_device(device: str | torch.device | None) -> torch.device:
 
 
 # ---------------------------------------------------------------------- reading inputs
-def _read_image(path: Path) -> np.ndarray:
-    from PIL import UnidentifiedImageError
+def _read_image(path: Path) -> tuple[Iterator[np.ndarray], float]:
+    """An image file's frames (uint8 ``(H, W, 3)``, decoded one at a time) and their rate (0.0: none).
+
+    One frame for a still image. An animated image (animated WebP, APNG, a multi-page TIFF of
+    equal pages) is a video: every frame as a viewer composes it, at the rate the first frame's
+    duration gives. A multi-page TIFF whose pages differ in size (a pyramid, a thumbnail page)
+    is its first page.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    def failed(exc: Exception) -> InputError:
+        if isinstance(exc, UnidentifiedImageError):
+            return InputError(f"{path}: not an image file")
+        return InputError(f"{path}: unreadable or truncated image ({exc})")
 
     try:
-        return read_image_rgb(path)[None]
-    except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: unreadable or truncated image ({exc})") from None
+        with Image.open(path) as im:
+            n = getattr(im, "n_frames", 1)
+            sizes = set()
+            for i in range(n):  # page headers only: nothing is decoded here
+                im.seek(i)
+                sizes.add(im.size)
+            if n > 1 and len(sizes) == 1:
+                im.seek(0)
+                im.load()
+                duration = im.info.get("duration")
+        if n <= 1 or len(sizes) > 1:
+            return iter(read_image_rgb(path)[None]), 0.0
+    except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
+        raise failed(exc) from None
+    fps = 1000.0 / float(duration) if isinstance(duration, (int, float)) and duration > 0 else 0.0
+
+    def frames() -> Iterator[np.ndarray]:
+        try:
+            with Image.open(path) as im:
+                for i in range(n):
+                    im.seek(i)
+                    im.load()
+                    yield image_to_rgb(ImageOps.exif_transpose(im))
+        except (OSError, ValueError, EOFError) as exc:
+            raise failed(exc) from None
+
+    return frames(), fps
 
 
 def _image_by_content(path: Path) -> bool:
@@ -240,7 +276,8 @@ def _as_frames(video: Any) -> tuple[Iterator[np.ndarray], str, float]:
         if not os.access(path, os.R_OK):
             raise InputError(f"{path}: unreadable (permission denied)")
         if path.suffix.lower() in IMAGE_SUFFIXES or _image_by_content(path):
-            return iter(_read_image(path)), str(path), 0.0
+            frames, fps = _read_image(path)
+            return frames, str(path), fps
         frames, fps, _ = _read_video(path)
         return frames, str(path), fps
     if isinstance(video, torch.Tensor):

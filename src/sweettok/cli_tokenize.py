@@ -58,8 +58,8 @@ def _load(args: argparse.Namespace):
 
 
 # ---------------------------------------------------------------------- encode / decode / words
-@command("encode", help="tokenize a video (mp4, avi, mkv, webm, gif, ...) or an image (png, jpg, webp, tiff, ...) "
-                    "into an .npz token file",
+@command("encode", help="tokenize a video (mp4, avi, mkv, webm, gif, animated webp or png, ...) or an image "
+                    "(png, jpg, webp, tiff, ...) into an .npz token file",
          args=[arg("input", help="video or image file"), arg("-o", "--output", required=True, help="token file (.npz)"),
                arg("--size", choices=("pad", "crop"), default="pad",
                    help="pad: keep the whole frame (default); crop: the centre square"),

@@ -165,6 +165,34 @@ def test_images_are_found_by_content_and_gifs_read_as_videos(tok, media, tmp_pat
     assert tok.decode(tokens).shape == (20, 72, 100, 3)
 
 
+def test_animated_webp_apng_and_tiff_stacks_are_videos_of_all_their_frames(tok, media, tmp_path):
+    from PIL import Image
+
+    from sweettok.api import _as_frames
+
+    frames = np.load(media["frames"])[:20]  # 20 frames of 72 x 100, moving content
+    assert np.abs(frames[0].astype(int) - frames[19]).mean() > 1
+    pictures = [Image.fromarray(f) for f in frames]
+    pictures[0].save(tmp_path / "anim.webp", save_all=True, append_images=pictures[1:], duration=50, loop=0,
+                     lossless=True)
+    pictures[0].save(tmp_path / "anim.png", save_all=True, append_images=pictures[1:], duration=50, loop=0)
+    pictures[0].save(tmp_path / "stack.tif", save_all=True, append_images=pictures[1:])
+    expected = tok.encode(frames)
+    for name, fps in [("anim.webp", 20.0), ("anim.png", 20.0), ("stack.tif", 0.0)]:
+        read, _, rate = _as_frames(tmp_path / name)
+        assert np.array_equal(np.stack(list(read)), frames), name  # lossless files: every frame, exactly
+        assert rate == pytest.approx(fps), name
+        tokens = tok.encode(tmp_path / name)
+        assert (tokens.frames, tokens.height, tokens.width, tokens.ids.shape[0]) == (20, 72, 100, 2), name
+        assert tokens.fps == pytest.approx(fps) and np.array_equal(tokens.ids, expected.ids), name
+        assert tok.decode(tokens).shape == (20, 72, 100, 3)
+    # a TIFF whose pages differ in size (a page and its thumbnail) is an image: its first page
+    pictures[0].save(tmp_path / "pyramid.tif", save_all=True, append_images=[pictures[1].resize((50, 36))])
+    read, _, rate = _as_frames(tmp_path / "pyramid.tif")
+    assert np.array_equal(np.stack(list(read)), frames[:1]) and rate == 0.0
+    assert tok.encode(tmp_path / "pyramid.tif").frames == 1
+
+
 def test_a_phone_video_with_a_display_rotation_is_tokenized_upright(tok, tmp_path):
     import av
 
