@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -143,18 +144,38 @@ def load_params(env: str = "base", conf_dir: str | os.PathLike | None = None) ->
     return config_loader(env, conf_dir)["parameters"]
 
 
+def _drop_logging_notice(record: logging.LogRecord) -> bool:
+    return "as logging configuration" not in record.getMessage()
+
+
+def _quiet_kedro_logging_notice() -> None:
+    """Importing Kedro's project module (``sweettok.settings`` does) logs an INFO line naming its
+    logging configuration file; outside ``kedro run`` (the ``sweettok`` commands, the Python API
+    reading the catalog) that line is noise. A filter, not a level: Kedro's ``dictConfig`` resets
+    the levels of existing child loggers but keeps their filters."""
+    project_logger = logging.getLogger("kedro.framework.project")
+    if _drop_logging_notice not in project_logger.filters:
+        project_logger.addFilter(_drop_logging_notice)
+
+
 def config_loader(env: str | None = None, conf_dir: str | os.PathLike | None = None):
     """The project's configuration loader (``sweettok.settings``) over ``conf/``, run environment
-    ``env`` (``None``: Kedro's default, ``local``), as ``kedro run`` builds it.
+    ``env`` (``None``: Kedro's default, ``local``), as ``kedro run`` builds it. With ``env=None``
+    and no ``conf/local`` (git keeps no empty folder, and a copy of ``conf/`` may lack it) the
+    loader reads ``conf/base`` alone instead of failing.
 
     Raises:
         FileNotFoundError: if ``conf/`` or the environment is missing.
     """
+    _quiet_kedro_logging_notice()
     from sweettok import settings
 
     root = find_conf_root(conf_dir)
     if env is not None and not (root / env).is_dir():
         raise FileNotFoundError(f"configuration environment {env!r} not found in {root}")
+    default_env = settings.CONFIG_LOADER_ARGS.get("default_run_env", "local")
+    if env is None and not (root / default_env).is_dir():
+        env = settings.CONFIG_LOADER_ARGS.get("base_env", "base")
     return settings.CONFIG_LOADER_CLASS(str(root), env=env, **settings.CONFIG_LOADER_ARGS)
 
 

@@ -163,6 +163,23 @@ def test_console_script_exit_code_and_stderr(media, tmp_path):
     assert proc.returncode == 3 and proc.stderr.startswith("sweettok: error: ") and "config.json" in proc.stderr
 
 
+def test_the_command_reads_a_project_configuration_quietly_and_without_conf_local(checkpoint, media, tmp_path):
+    """Reading conf/ imports Kedro's project module, which logs which logging file it uses: not for
+    a `sweettok` command's user (default checkpoint from the catalog, and a profile's parameters).
+    This project has no conf/local (git keeps no empty folder): conf/base alone is read."""
+    project = tmp_path / "project"
+    (project / "conf" / "base").mkdir(parents=True)
+    (project / "conf" / "base" / "catalog.yml").write_text(
+        f"tokenizer:\n  type: sweettok.io.model_dataset.ModelDataset\n  filepath: {checkpoint}\n  kind: sweettok_pixel\n")
+    proc = subprocess.run([SWEETTOK, "encode", str(media["image"]), "-o", str(tmp_path / "x.npz")], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 frame(s) of 100x72" in proc.stdout and "logging configuration" not in proc.stdout + proc.stderr
+    proc = subprocess.run([SWEETTOK, "info", "--config", "base"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "latent tokens per clip" in proc.stdout and "logging configuration" not in proc.stdout + proc.stderr
+
+
 def test_every_advertised_video_output_is_written(checkpoint, media, tmp_path, capsys):
     """Each video suffix `decode` accepts; WebM also through the installed command in a fresh process,
     where decord's libraries load before any encoder (that order once made VP9 fail to open)."""
