@@ -63,7 +63,7 @@ from sweettok.data.video import (IMAGE_SUFFIXES, container_of, frame_rgb, image_
 from sweettok.models.checkpoint import CheckpointError
 from sweettok.models.tokenizer import ImageTokenizer, VideoTokenizer, load_model, model_identity
 
-__all__ = ["CheckpointError", "InputError", "TokenFileError", "Tokenizer", "Tokens", "LAYOUT_VERSION",
+__all__ = ["CheckpointError", "Generator", "InputError", "TokenFileError", "Tokenizer", "Tokens", "LAYOUT_VERSION",
            "default_checkpoint"]
 
 LAYOUT_VERSION = 1
@@ -144,14 +144,15 @@ class Tokens:
             raise TokenFileError(f"{path}: incomplete token file ({exc})") from None
 
 
-def default_checkpoint(conf_dir: str | os.PathLike | None = None) -> Path:
+def default_checkpoint(conf_dir: str | os.PathLike | None = None, entry: str = "tokenizer") -> Path:
     """The project's trained tokenizer: the ``tokenizer`` entry of the Kedro catalog (read by the
-    project's configuration loader, so ``conf/local`` overrides apply as for ``kedro run``)."""
+    project's configuration loader, so ``conf/local`` overrides apply as for ``kedro run``);
+    ``entry="token_lm"`` gives the trained token LM."""
     from sweettok.cli import config_loader, find_conf_root
 
     root = find_conf_root(conf_dir)
     catalog = config_loader(None, root)["catalog"]
-    return (root.parent / catalog["tokenizer"]["filepath"]).resolve()
+    return (root.parent / catalog[entry]["filepath"]).resolve()
 
 
 def _select_device(device: str | torch.device | None) -> torch.device:
@@ -535,3 +536,102 @@ class Tokenizer:
         """``(word, part of speech)`` of every id, one list per window."""
         self.check(tokens)
         return [self.model.sweettok.ids_to_words(torch.from_numpy(row)) for row in tokens.ids]
+
+
+class Generator:
+    """A trained class-conditional token LM (the ``lm`` pipeline's ``token_lm``) with the tokenizer
+    whose ids it models: sample new clips of a class as token files or frames.
+
+    ::
+
+        gen = Generator.from_pretrained()                  # the catalog's token_lm and tokenizer
+        tokens = gen.sample("Bounce", n=4, seed=0)         # four Tokens, one 17-frame window each
+        frames = gen.tokenizer.decode(tokens[0])           # uint8 (17, 64, 64, 3)
+
+    Sampling settings are those of :class:`~sweettok.models.lm.SamplingConfig` (temperature, top-k,
+    top-p, classifier-free guidance); the same seed, ``n`` and settings give the same ids (the
+    ``n`` clips are drawn together, so the first of four is not the clip drawn alone).
+
+    Raises:
+        CheckpointError: the LM was trained on another tokenizer's ids, or its layout does not fit
+            this tokenizer.
+    """
+
+    def __init__(self, lm: torch.nn.Module, tokenizer: Tokenizer, path: Path | None = None):
+        from sweettok.models.lm import TokenLM
+
+        if not isinstance(lm, TokenLM):
+            raise TypeError(f"Generator wraps a TokenLM, got {type(lm).__name__}")
+        if tokenizer.is_image_tokenizer:
+            raise CheckpointError("the token LM models a video tokenizer's ids; this is an image tokenizer")
+        made_by = (getattr(lm, "provenance", None) or {}).get("tokenizer_sha256")
+        where = f" ({path})" if path else ""
+        if made_by is not None and made_by != tokenizer.checkpoint:
+            raise CheckpointError(f"the token LM{where} was trained on the ids of tokenizer {str(made_by)[:12]}, "
+                                  f"not of this one ({tokenizer.checkpoint[:12]}); retrain it with `kedro run "
+                                  "--pipelines lm` or pass the tokenizer it was trained with")
+        if tokenizer.ids_per_window(tokenizer.window) != lm.vocab.clip_ids:
+            raise CheckpointError(f"the token LM{where} models {lm.vocab.clip_ids} ids per clip; this tokenizer's "
+                                  f"{tokenizer.window}-frame windows have {tokenizer.ids_per_window(tokenizer.window)}")
+        self.lm = lm.to(tokenizer.device).eval()
+        self.tokenizer = tokenizer
+        self.path = path
+        names = (getattr(lm, "provenance", None) or {}).get("classes")
+        self.classes: list[str] = ([str(c) for c in names] if names and len(names) == lm.cfg.classes
+                                   else [f"class {i}" for i in range(lm.cfg.classes)])
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike | None = None,
+                        tokenizer: Tokenizer | str | os.PathLike | None = None,
+                        device: str | torch.device | None = None) -> "Generator":
+        """Load a token LM directory (the catalog's ``token_lm`` when ``path`` is None) and its tokenizer
+        (a :class:`Tokenizer`, a checkpoint directory, or None: the catalog's ``tokenizer``)."""
+        path = default_checkpoint(entry="token_lm") if path is None else Path(path)
+        if not Path(path, "config.json").is_file():
+            raise CheckpointError(f"{path}: no token LM here (train one with `kedro run --pipelines lm`, or pass "
+                                  "--lm)")
+        if not isinstance(tokenizer, Tokenizer):
+            tokenizer = Tokenizer.from_pretrained(tokenizer, device=device)
+        return cls(load_model(path, kind="token_lm"), tokenizer, Path(path))
+
+    def class_index(self, label: str | int) -> int:
+        """A class by name (case-insensitive) or index.
+
+        Raises:
+            InputError: no such class (the message lists them).
+        """
+        if isinstance(label, (int, np.integer)) or (isinstance(label, str) and label.strip().isdigit()):
+            index = int(label)
+            if 0 <= index < len(self.classes):
+                return index
+        else:
+            folded = [c.casefold() for c in self.classes]
+            if str(label).casefold() in folded:
+                return folded.index(str(label).casefold())
+        raise InputError(f"no class {label!r}; the LM knows {len(self.classes)}: "
+                         + ", ".join(f"{i} {c}" for i, c in enumerate(self.classes)))
+
+    @torch.inference_mode()
+    def sample(self, label: str | int, n: int = 1, seed: int = 0, sampling: Any = None,
+               fps: float = 8.0) -> list[Tokens]:
+        """``n`` clips of class ``label``, as token files' contents (one window of the tokenizer's length each).
+
+        Args:
+            sampling: a :class:`~sweettok.models.lm.SamplingConfig` or a mapping of its fields
+                (None: its defaults).
+            fps: the frame rate written into the tokens (what a video made from them plays at).
+        """
+        from sweettok.models.lm import SamplingConfig, generate
+
+        if n < 1:
+            raise InputError(f"n must be at least 1, got {n}")
+        if sampling is None or isinstance(sampling, dict):
+            sampling = SamplingConfig.from_dict(sampling or {})
+        index = self.class_index(label)
+        labels = torch.full((n,), index, dtype=torch.long)
+        ids = generate(self.lm, labels, sampling, torch.Generator().manual_seed(int(seed))).cpu().numpy()
+        size, window = self.tokenizer.resolution, self.tokenizer.window
+        return [Tokens(ids=ids[i:i + 1].astype(np.int64), frames=window, height=size, width=size, size_policy="pad",
+                       window=window, checkpoint=self.tokenizer.checkpoint, fps=float(fps),
+                       source=f"token LM sample {i} of class {self.classes[index]}, seed {seed}")
+                for i in range(n)]

@@ -1,4 +1,5 @@
-"""``sweettok encode | decode | words | info CHECKPOINT | bench tokenizer``: the trained tokenizer on your files.
+"""``sweettok encode | decode | generate | words | info CHECKPOINT | bench tokenizer``: the trained
+tokenizer on your files, and clips sampled from the trained token LM.
 
 Exit codes: 0 success; 2 a bad input (not a video or image, unreadable or truncated file,
 bad arguments); 3 a missing, damaged or incompatible checkpoint; 4 a token file that is not
@@ -122,6 +123,62 @@ def decode(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc), EXIT_INPUT)
     print(f"{args.tokens}: {n} frame(s) of {width}x{height}; wrote {out}")
+    return 0
+
+
+@command("generate", help="sample clips of a class from the trained token LM and decode them: videos (mp4, gif, "
+                      "...), token files (.npz) or frames (.npy)",
+         args=[arg("label", metavar="CLASS", help="class name (any case) or index; an unknown one lists them"),
+               arg("-o", "--output", required=True,
+                   help="OUT.mp4 (with -n > 1: OUT_00.mp4, OUT_01.mp4, ...), OUT.npz (token files for `sweettok "
+                        "decode`) or OUT.npy (all samples, (n, T, H, W, 3) uint8)"),
+               arg("-n", type=int, default=1, help="clips to sample (default 1)"),
+               arg("--seed", type=int, default=0, help="the same seed, -n and settings give the same clips"),
+               arg("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the "
+                                                                 "configuration's lm.sampling)"),
+               arg("--temperature", type=float, default=None), arg("--top-k", type=int, default=None),
+               arg("--top-p", type=float, default=None),
+               arg("--fps", type=float, default=None, help="frame rate of a video output (default: lm.generation.fps)"),
+               arg("--lm", default=None, help="token LM directory (default: the catalog's `token_lm`, "
+                                               "data/06_models/token_lm)"),
+               arg("--env", default="base", help="configuration environment of the sampling defaults"),
+               *_checkpoint_args()])
+@_guarded
+def generate_clips(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from sweettok.api import Generator
+    from sweettok.cli import load_params
+
+    if args.n < 1:
+        return _fail(f"-n must be at least 1, got {args.n}", EXIT_INPUT)
+    out = Path(args.output)
+    suffix = out.suffix.lower()
+    if suffix not in VIDEO_OUTPUTS | {".npz", ".npy"}:
+        return _fail(f"{out}: write {', '.join(sorted(VIDEO_OUTPUTS))}, .npz or .npy", EXIT_INPUT)
+    lm_params = load_params(args.env).get("lm", {})
+    sampling = dict(lm_params.get("sampling", {}))
+    for key, value in (("guidance_scale", args.guidance), ("temperature", args.temperature),
+                       ("top_k", args.top_k), ("top_p", args.top_p)):
+        if value is not None:
+            sampling[key] = value
+    fps = args.fps or float((lm_params.get("generation") or {}).get("fps") or 8)
+    gen = Generator.from_pretrained(args.lm, tokenizer=_load(args))
+    samples = gen.sample(args.label, n=args.n, seed=args.seed, sampling=sampling, fps=fps)
+    name = gen.classes[gen.class_index(args.label)]
+    if suffix == ".npy":
+        np.save(out, np.stack([gen.tokenizer.decode(t) for t in samples]), allow_pickle=False)
+        written = [out]
+    else:
+        written = [out if args.n == 1 else out.with_name(f"{out.stem}_{i:02d}{out.suffix}") for i in range(args.n)]
+        for tokens, path in zip(samples, written, strict=True):
+            if suffix == ".npz":
+                tokens.save(path)
+            else:
+                _write_frames(gen.tokenizer.iter_decode(tokens), path, fps)
+    t, size = samples[0].frames, samples[0].width
+    print(f"{args.n} clip(s) of class {name} ({t} frames of {size}x{size}, seed {args.seed}, guidance "
+          f"{sampling.get('guidance_scale', 1.0)}); wrote " + ", ".join(str(p) for p in written))
     return 0
 
 

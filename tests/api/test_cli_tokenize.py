@@ -170,7 +170,8 @@ def test_the_command_reads_a_project_configuration_quietly_and_without_conf_loca
     project = tmp_path / "project"
     (project / "conf" / "base").mkdir(parents=True)
     (project / "conf" / "base" / "catalog.yml").write_text(
-        f"tokenizer:\n  type: sweettok.io.model_dataset.ModelDataset\n  filepath: {checkpoint}\n  kind: sweettok_pixel\n")
+        f"tokenizer:\n  type: sweettok.io.model_dataset.ModelDataset\n  filepath: {checkpoint}\n"
+        "  kind: sweettok_pixel\n")
     proc = subprocess.run([SWEETTOK, "encode", str(media["image"]), "-o", str(tmp_path / "x.npz")], cwd=project,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
