@@ -124,3 +124,84 @@ def test_imagenet_layout(tmp_path):
     assert m.groupby("split").size().to_dict() == {"test": 1, "train": 3}
     assert result.rejects[["path", "reason"]].values.tolist() == [["train/n02/broken.JPEG", "undecodable"]]
     assert (m["reader"] == "pil").all()
+
+
+def _video(path, shade: int, frames: int = 6) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clip = np.full((frames, 32, 48, 3), shade, np.uint8)
+    clip[:, :, : 4 + shade % 40] = 255 - shade  # different bytes for every file
+    write_mp4(path, clip, fps=8)
+
+
+def test_folders_layout_splits_each_class_by_a_hash_of_its_names_and_keeps_groups_whole(tmp_path):
+    import hashlib
+
+    root = tmp_path / "mine"
+    shade = iter(range(5, 250, 9))
+    for i in range(5):
+        _video(root / "Wave" / f"clip {i}.mp4", next(shade))
+    for actor, n in (("anna", 3), ("ben", 2)):
+        for i in range(n):
+            _video(root / "Clap" / actor / f"take{i}.MOV", next(shade))
+    _video(root / "Sit" / "only.mkv", next(shade))
+    _video(root / "loose.mp4", next(shade))
+    _video(root / ".ipynb_checkpoints" / "x.mp4", next(shade))  # hidden: not a class
+    _video(root / "Wave" / ".cache" / "y.mp4", next(shade))  # hidden inside a class: not a file of it
+
+    result = scan_dataset(root, min_frames=4, progress=False)
+    m = result.manifest.set_index("path")
+    assert "(folders)" in result.summary and sorted(set(m["label"])) == ["Clap", "Sit", "Wave"]
+    assert len(m) == 11 and (m["frames"] == 6).all()
+    assert result.rejects[["path", "reason"]].values.tolist() == [["loose.mp4", "unknown_label"]]
+    # Wave: 5 files, each its own group: ceil(0.2 * 5) = 1 to test, the first in sha256 order
+    first = min((f"Wave/clip {i}.mp4" for i in range(5)), key=lambda n: hashlib.sha256(n.encode()).hexdigest())
+    assert m.loc[m["label"] == "Wave", "split"].to_dict() == {
+        f"Wave/clip {i}.mp4": "test" if f"Wave/clip {i}.mp4" == first else "train" for i in range(5)}
+    # Clap: two actors, one per split, each actor's takes together
+    clap = m[m["label"] == "Clap"]
+    by_actor = clap.groupby(clap.index.str.split("/").str[1])["split"].agg(set).to_dict()
+    assert sorted(by_actor) == ["anna", "ben"] and all(len(s) == 1 for s in by_actor.values())
+    assert {next(iter(s)) for s in by_actor.values()} == {"train", "test"}
+    assert m.loc["Sit/only.mkv", "split"] == "train"  # one group: training only
+    # the same files give the same split; a larger share moves more groups to test
+    again = scan_dataset(root, min_frames=4, progress=False).manifest
+    assert again[["path", "split"]].equals(result.manifest[["path", "split"]])
+    half = scan_dataset(root, min_frames=4, progress=False, test_fraction=0.5).manifest
+    assert (half[half["label"] == "Wave"]["split"] == "test").sum() == 3
+    with pytest.raises(ValueError, match="test_fraction"):
+        scan_dataset(root, min_frames=4, progress=False, test_fraction=1.0)
+
+
+def test_folders_layout_takes_the_split_from_train_and_val_folders(tmp_path):
+    root = tmp_path / "split"
+    shade = iter(range(5, 250, 17))
+    for split, cls, n in (("train", "run", 2), ("train", "jump", 2), ("Val", "run", 1), ("Val", "jump", 1)):
+        for i in range(n):
+            _video(root / split / cls / f"v{i}.webm", next(shade))
+    _video(root / "train" / "stray.mp4", next(shade))
+    result = scan_dataset(root, min_frames=4, progress=False)
+    m = result.manifest
+    assert "(folders)" in result.summary
+    assert m.groupby(["split", "label"]).size().to_dict() == {("test", "jump"): 1, ("test", "run"): 1,
+                                                              ("train", "jump"): 2, ("train", "run"): 2}
+    assert result.rejects[["path", "reason"]].values.tolist() == [["train/stray.mp4", "unknown_label"]]
+    # an ImageNet-style folder of images is still the imagenet layout
+    from PIL import Image
+
+    (tmp_path / "im" / "train" / "n01").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "im" / "train" / "n01" / "a.png")
+    from sweettok.data.scan import detect_layout
+
+    assert detect_layout(tmp_path / "im") == "imagenet" and detect_layout(root) == "folders"
+    (tmp_path / "empty" / "docs").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no <class>/ folders of videos"):
+        detect_layout(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("bad", [0, 1.0, -0.1, "0.2", True])
+def test_ingest_params_check_the_test_fraction(bad):
+    from sweettok.pipelines.ingest.nodes import IngestParams
+
+    with pytest.raises(ValueError, match="ingest.test_fraction"):
+        IngestParams.from_dict({"test_fraction": bad})
+    assert IngestParams.from_dict({"test_fraction": 0.3}).test_fraction == 0.3

@@ -8,6 +8,12 @@ Three layouts are understood (`sweettok.data.lists` parses their list files):
   named ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` anywhere under the root (the layout of the
   common Kinetics downloaders). ``val``/``validate`` rows form the test split.
 - ``imagenet``: ``train|val/<class>/*.JPEG|jpg|png`` images; ``val`` is the test split.
+- ``folders``: videos in one folder per class, ``<class>/**/<video>``, at any depth. The split
+  is the folders' when there are ``train/<class>/`` and ``test|val|valid|validation/<class>/``
+  folders; otherwise ``test_fraction`` of each class goes to the test split, chosen by a hash
+  of the names (the same files give the same split on every machine). Files in the same
+  subfolder of a class (``<class>/<group>/...``: one actor, one source video) stay in one
+  split, so that near-copies do not leak between them; a class with one group is all training.
 
 Every path named by a data file is resolved and must stay inside the root; a path that
 escapes it (``..``, an absolute path, a symlink out) is rejected, not opened. A file or list
@@ -22,7 +28,9 @@ that ends empty stops the scan unless it is listed in ``allow_empty_splits``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import multiprocessing
 import posixpath
 from collections import Counter, defaultdict
@@ -38,7 +46,9 @@ from sweettok.schemas import empty_splits
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("auto", "ucf101", "kinetics", "imagenet")
+LAYOUTS = ("auto", "ucf101", "kinetics", "imagenet", "folders")
+SPLIT_FOLDERS = {"train": "train", "test": "test", "val": "test", "valid": "test", "validation": "test"}
+"""Folder names (any case) that name a split in the ``folders`` layout, and the split they name."""
 SPLIT_CONFLICT_POLICIES = ("error", "reject")
 MANIFEST_COLUMNS = ["video_id", "path", "root", "label", "label_index", "split", "kind", "frames", "fps",
                     "width", "height", "size_bytes", "sha256", "reader"]
@@ -66,16 +76,36 @@ def resolve_inside(root: Path, relpath: str) -> Path | None:
     return target if target.is_relative_to(root_resolved) else None
 
 
+def _visible_dirs(path: Path) -> list[Path]:
+    """Sub-folders of ``path`` in name order, without hidden ones (``.git``, ``.ipynb_checkpoints``)
+    and macOS's ``__MACOSX``."""
+    return sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith((".", "__MACOSX")))
+
+
+def _files_under(path: Path, suffixes: set[str]) -> list[Path]:
+    """Files with one of ``suffixes`` (any case) anywhere under ``path``, hidden ones left out, sorted."""
+    return sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+
+
+def _split_dirs(root: Path) -> dict[Path, str]:
+    return {d: SPLIT_FOLDERS[d.name.lower()] for d in _visible_dirs(root) if d.name.lower() in SPLIT_FOLDERS}
+
+
 def detect_layout(root: Path) -> str:
     if (root / "ucfTrainTestlist" / "classInd.txt").is_file():
         return "ucf101"
     if _kinetics_csv(root) is not None:
         return "kinetics"
-    if (root / "train").is_dir() and any((root / "train").iterdir()):
+    train = [d for d, split in _split_dirs(root).items() if split == "train"]
+    if train and any(p.suffix.lower() in IMAGE_SUFFIXES for d in _visible_dirs(train[0]) for p in d.iterdir()):
         return "imagenet"
+    if any(_files_under(d, VIDEO_SUFFIXES) for d in _visible_dirs(root)):
+        return "folders"
     raise ValueError(
         f"{root}: cannot tell the dataset layout (no ucfTrainTestlist/classInd.txt, no Kinetics CSV with "
-        "youtube_id,time_start,time_end,label,split, no train/<class>/ folders); set ingest.layout"
+        "youtube_id,time_start,time_end,label,split, no train/<class>/ images, no <class>/ folders of videos); "
+        "set ingest.layout"
     )
 
 
@@ -132,6 +162,46 @@ def _imagenet_entries(root: Path) -> tuple[list[Entry], list[Reject], list[str]]
                 entries.append(Entry(p.relative_to(root).as_posix(), p.parent.name,
                                      "train" if split_dir == "train" else "test", split_dir))
     return entries, [], sorted({e.label for e in entries})
+
+
+def _hash_order(names: list[str]) -> list[str]:
+    """``names`` in the order of their sha256: a fixed shuffle that does not depend on the machine."""
+    return sorted(names, key=lambda n: hashlib.sha256(n.encode("utf-8")).hexdigest())
+
+
+def _folders_entries(root: Path, test_fraction: float) -> tuple[list[Entry], list[Reject], list[str]]:
+    entries: list[Entry] = []
+    rejects: list[Reject] = []
+    split_dirs = _split_dirs(root)
+    if any(split == "train" for split in split_dirs.values()):
+        for split_dir, split in split_dirs.items():
+            for class_dir in _visible_dirs(split_dir):
+                for p in _files_under(class_dir, VIDEO_SUFFIXES):
+                    entries.append(Entry(p.relative_to(root).as_posix(), class_dir.name, split,
+                                         f"{split_dir.name}/ folder"))
+            for p in sorted(split_dir.iterdir()):
+                if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file():
+                    rejects.append(Reject(p.relative_to(root).as_posix(), "unknown_label",
+                                          f"directly under {split_dir.name}/, in no class folder"))
+        return entries, rejects, sorted({e.label for e in entries})
+    for class_dir in _visible_dirs(root):
+        groups: dict[str, list[str]] = defaultdict(list)
+        for p in _files_under(class_dir, VIDEO_SUFFIXES):
+            inner = p.relative_to(class_dir).parts
+            groups[inner[0] if len(inner) > 1 else p.name].append(p.relative_to(root).as_posix())
+        if not groups:
+            continue
+        order = _hash_order([f"{class_dir.name}/{g}" for g in groups])
+        n_test = min(math.ceil(test_fraction * len(order)), len(order) - 1)
+        test = set(order[:n_test])
+        for g, files in groups.items():
+            split = "test" if f"{class_dir.name}/{g}" in test else "train"
+            entries += [Entry(rel, class_dir.name, split, f"{class_dir.name}/ folder, split by name hash")
+                        for rel in files]
+    for p in sorted(root.iterdir()):
+        if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file():
+            rejects.append(Reject(p.name, "unknown_label", "directly under the root, in no class folder"))
+    return entries, rejects, sorted({e.label for e in entries})
 
 
 def _read_captions(root: Path) -> dict[str, tuple[str, str]]:
@@ -224,7 +294,7 @@ def _probe_all(jobs: list[tuple[str, int]], workers: int, desc: str, progress: b
 
 def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, split_index: int = 1,
                  on_split_conflict: str = "error", allow_empty_splits: tuple[str, ...] | list[str] = (),
-                 workers: int = 1, progress: bool = True) -> ScanResult:
+                 workers: int = 1, progress: bool = True, test_fraction: float = 0.2) -> ScanResult:
     """Scan a dataset root; probe and hash every file its lists name.
 
     Args:
@@ -236,6 +306,8 @@ def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, s
             every name involved) for a file in both splits or the same bytes in two splits.
         allow_empty_splits: splits that may end with no file; any other empty split raises `SplitError`.
         workers: processes that probe files in parallel (each decodes whole videos).
+        test_fraction: the ``folders`` layout without split folders: the share of each class's
+            groups that goes to the test split (rounded up; at least one group stays in training).
 
     Returns:
         the manifest (one row per usable file, with the reader that returns its frames
@@ -250,11 +322,14 @@ def scan_dataset(root: str | Path, layout: str = "auto", min_frames: int = 17, s
         raise ValueError(f"ingest.layout={layout!r}: must be one of {LAYOUTS}")
     if on_split_conflict not in SPLIT_CONFLICT_POLICIES:
         raise ValueError(f"ingest.on_split_conflict={on_split_conflict!r}: must be one of {SPLIT_CONFLICT_POLICIES}")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"ingest.test_fraction={test_fraction!r}: must lie strictly between 0 and 1")
     if layout == "auto":
         layout = detect_layout(root_path)
     make = {"ucf101": lambda: _ucf101_entries(root_path, split_index),
             "kinetics": lambda: _kinetics_entries(root_path),
-            "imagenet": lambda: _imagenet_entries(root_path)}[layout]
+            "imagenet": lambda: _imagenet_entries(root_path),
+            "folders": lambda: _folders_entries(root_path, test_fraction)}[layout]
     entries, rejects, classes = make()
     named = {posixpath.normpath(e.relpath) for e in entries} | {posixpath.normpath(r.path) for r in rejects}
     entries, conflict_rejects, repeated_lines = _split_list_conflicts(entries, on_split_conflict)

@@ -21,7 +21,7 @@ class IngestParams:
     Attributes:
         source: ``synthetic`` writes the embedded dataset to ``root`` first; ``path`` scans ``root`` as it is.
         root: dataset root (relative to the project or absolute).
-        layout: ``auto``, ``ucf101``, ``kinetics`` or ``imagenet``.
+        layout: ``auto``, ``ucf101``, ``kinetics``, ``imagenet`` or ``folders`` (`sweettok.data.scan`).
         split_index: UCF-101 split lists to use (1-3).
         min_frames: videos with fewer frames are rejected (one clip's length).
         on_split_conflict: a file named by both split lists, or the same bytes under two names in
@@ -30,6 +30,8 @@ class IngestParams:
         allow_empty_splits: splits that may end with no file (for instance ``[test]`` for a
             training-only collection); any other empty split stops the run.
         workers: processes that probe files in parallel (each decodes its videos from start to end).
+        test_fraction: ``folders`` layout without split folders: the share of each class that goes
+            to the test split (chosen by a hash of the names; a class's subfolders stay whole).
         synthetic: parameters of the embedded dataset (`SyntheticConfig`).
     """
 
@@ -41,6 +43,7 @@ class IngestParams:
     on_split_conflict: str = "error"
     allow_empty_splits: list = field(default_factory=list)
     workers: int = 2
+    test_fraction: float = 0.2
     synthetic: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,6 +59,9 @@ class IngestParams:
         check_split_names(self.allow_empty_splits, "ingest.allow_empty_splits")
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
             raise ValueError(f"ingest.workers={self.workers!r}: must be an integer >= 1")
+        if isinstance(self.test_fraction, bool) or not isinstance(self.test_fraction, (int, float)) \
+                or not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"ingest.test_fraction={self.test_fraction!r}: must lie strictly between 0 and 1")
 
     @classmethod
     def from_dict(cls, params: dict) -> "IngestParams":
@@ -75,5 +81,5 @@ def scan(root: str, params: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     p = IngestParams.from_dict(params)
     result = scan_dataset(root, layout=p.layout, min_frames=p.min_frames, split_index=p.split_index,
                           on_split_conflict=p.on_split_conflict, allow_empty_splits=p.allow_empty_splits,
-                          workers=p.workers)
+                          workers=p.workers, test_fraction=float(p.test_fraction))
     return result.manifest, result.rejects, result.captions
