@@ -79,6 +79,9 @@ class SweetTokConfig(FieldChecks):
             queries), every query reads the same attention-pooled average of the frame at the
             start of training, and in short CPU runs the spatial tokens stay almost the same
             for every clip; on, each token starts from its own part of the frame.
+        decoder_spatial_anchor: the decoder's mirror of ``spatial_query_anchor``: every output
+            cell of every slice starts from (a Linear of) the spatial latent of its own region,
+            besides the learned mask token and positions, instead of finding it by attention.
         temporal_query_grid: side ``G`` of the grid of temporal-query cells; must divide the
             patch grid ``resolution / patch_size``. ``None`` = one cell per patch location (the
             paper's arrangement, 32 for 256 px / p=8). Each cell's queries cross-attend to the
@@ -177,6 +180,7 @@ class SweetTokConfig(FieldChecks):
     dec_temporal_after: tuple[int, ...] | None = None
     spatial_queries: int = 32
     spatial_query_anchor: bool = False
+    decoder_spatial_anchor: bool = False
     temporal_query_grid: int | None = None
     temporal_queries_per_cell: int = 1
     first_difference: str = "still_tube"
@@ -217,7 +221,8 @@ class SweetTokConfig(FieldChecks):
             self._check_int(name, minimum=1)
         for name in ("enc_temporal_depth", "dec_temporal_depth"):
             self._check_int(name, minimum=0)
-        for name in ("patch_input_norm", "codebook_center", "spatial_query_anchor", "temporal_anchor", "bias", "rope",
+        for name in ("patch_input_norm", "codebook_center", "spatial_query_anchor", "decoder_spatial_anchor",
+                     "temporal_anchor", "bias", "rope",
                      "video_position_tables", "temporal_causal", "dec_temporal_self_attention"):
             if not isinstance(getattr(self, name), bool):
                 self._fail(name, f"must be true or false, got {getattr(self, name)!r}")

@@ -22,6 +22,7 @@ Images (one slice, no temporal latents) use the spatial modules only.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
@@ -48,6 +49,8 @@ class DecoupledQueryDecoder(nn.Module):
         blk = dict(width=d, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout, style=BlockStyle.of(cfg))
         self.spatial_in = nn.Linear(cfg.latent_dim, d)
         self.spatial_latent_pos = nn.Parameter(scale * torch.randn(cfg.spatial_queries, d))
+        if cfg.decoder_spatial_anchor:
+            self.spatial_anchor = nn.Linear(cfg.latent_dim, d)
         self.mask_token = nn.Parameter(scale * torch.randn(d))
         self.grid_pos = nn.Parameter(scale * torch.randn(cfg.num_patches, d))
         if cfg.video_position_tables:
@@ -111,6 +114,10 @@ class DecoupledQueryDecoder(nn.Module):
         x = repeat(pos, "t h w d -> b t h w d", b=b)
 
         latent_grid = query_regions(cfg.spatial_queries)
+        if cfg.decoder_spatial_anchor:  # each cell starts from its own region's spatial latent
+            regions = rearrange(self.spatial_anchor(zs), "b (r c) d -> b d r c", r=latent_grid[0])
+            anchor = F.interpolate(regions, size=(g, g), mode="nearest")
+            x = x + rearrange(anchor, "b d h w -> b 1 h w d")
         for i, (latent_block, grid_block) in enumerate(zip(self.spatial_latent_blocks, self.spatial_blocks)):
             ls = latent_block(ls, grid=latent_grid)
             x = grid_block(x, ls)

@@ -209,7 +209,7 @@ _PARTS = (
     ("quantizer.projector", ("quantizer.",)),
     ("decoder.spatial", (
         "decoder.spatial_in.", "decoder.spatial_latent_pos", "decoder.mask_token", "decoder.grid_pos",
-        "decoder.slice_pos", "decoder.spatial_latent_blocks.", "decoder.spatial_blocks.",
+        "decoder.slice_pos", "decoder.spatial_latent_blocks.", "decoder.spatial_blocks.", "decoder.spatial_anchor.",
     )),
     ("decoder.temporal", (
         "decoder.temporal_in.", "decoder.temporal_latent_pos", "decoder.temporal_latent_blocks.",

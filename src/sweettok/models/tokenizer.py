@@ -133,8 +133,8 @@ IMAGE_PARTS: dict[str, tuple[str, ...]] = {
                 "sweettok.quantizer.spatial."),
     "decoder": ("sweettok.decoder.spatial_in.", "sweettok.decoder.spatial_latent_pos", "sweettok.decoder.mask_token",
                 "sweettok.decoder.grid_pos", "sweettok.decoder.slice_pos", "sweettok.decoder.spatial_latent_blocks.",
-                "sweettok.decoder.spatial_blocks.", "sweettok.decoder.head_norm.", "sweettok.decoder.head.",
-                "proxy.decoder.", "proxy.head_first."),
+                "sweettok.decoder.spatial_blocks.", "sweettok.decoder.spatial_anchor.", "sweettok.decoder.head_norm.",
+                "sweettok.decoder.head.", "proxy.decoder.", "proxy.head_first."),
 }
 
 
