@@ -564,7 +564,8 @@ class Generator:
             raise TypeError(f"Generator wraps a TokenLM, got {type(lm).__name__}")
         if tokenizer.is_image_tokenizer:
             raise CheckpointError("the token LM models a video tokenizer's ids; this is an image tokenizer")
-        made_by = (getattr(lm, "provenance", None) or {}).get("tokenizer_sha256")
+        provenance = getattr(lm, "provenance", None) or {}
+        made_by = provenance.get("tokenizer_sha256")
         where = f" ({path})" if path else ""
         if made_by is not None and made_by != tokenizer.checkpoint:
             raise CheckpointError(f"the token LM{where} was trained on the ids of tokenizer {str(made_by)[:12]}, "
@@ -576,7 +577,7 @@ class Generator:
         self.lm = lm.to(tokenizer.device).eval()
         self.tokenizer = tokenizer
         self.path = path
-        names = (getattr(lm, "provenance", None) or {}).get("classes")
+        names = provenance.get("classes")
         self.classes: list[str] = ([str(c) for c in names] if names and len(names) == lm.cfg.classes
                                    else [f"class {i}" for i in range(lm.cfg.classes)])
 
