@@ -58,7 +58,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sweettok.data.video import (IMAGE_SUFFIXES, container_of, frame_rgb, image_to_rgb, mp4_boxes_complete,
+from sweettok.data.video import (IMAGE_SUFFIXES, container_of, frame_rgb, loaded_frame_rgb, mp4_boxes_complete,
                                  read_image_rgb)
 from sweettok.models.checkpoint import CheckpointError
 from sweettok.models.tokenizer import ImageTokenizer, VideoTokenizer, load_model, model_identity
@@ -170,7 +170,7 @@ def _read_image(path: Path) -> tuple[Iterator[np.ndarray], float]:
     duration gives. A multi-page TIFF whose pages differ in size (a pyramid, a thumbnail page)
     is its first page.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     def failed(exc: Exception) -> InputError:
         if isinstance(exc, UnidentifiedImageError):
@@ -199,8 +199,7 @@ def _read_image(path: Path) -> tuple[Iterator[np.ndarray], float]:
             with Image.open(path) as im:
                 for i in range(n):
                     im.seek(i)
-                    im.load()
-                    yield image_to_rgb(ImageOps.exif_transpose(im))
+                    yield loaded_frame_rgb(im)
         except (OSError, ValueError, EOFError) as exc:
             raise failed(exc) from None
 

@@ -82,10 +82,15 @@ def _visible_dirs(path: Path) -> list[Path]:
     return sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith((".", "__MACOSX")))
 
 
+def _iter_files_under(path: Path, suffixes: set[str]):
+    """Files with one of ``suffixes`` (any case) anywhere under ``path``, hidden ones left out, as found."""
+    return (p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+
+
 def _files_under(path: Path, suffixes: set[str]) -> list[Path]:
-    """Files with one of ``suffixes`` (any case) anywhere under ``path``, hidden ones left out, sorted."""
-    return sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    """:func:`_iter_files_under`, sorted."""
+    return sorted(_iter_files_under(path, suffixes))
 
 
 def _split_dirs(root: Path) -> dict[Path, str]:
@@ -100,7 +105,8 @@ def detect_layout(root: Path) -> str:
     train = [d for d, split in _split_dirs(root).items() if split == "train"]
     if train and any(p.suffix.lower() in IMAGE_SUFFIXES for d in _visible_dirs(train[0]) for p in d.iterdir()):
         return "imagenet"
-    if any(_files_under(d, VIDEO_SUFFIXES) for d in _visible_dirs(root)):
+    # stops at the first video found: a large dataset is walked once, by the scan itself
+    if any(next(_iter_files_under(d, VIDEO_SUFFIXES), None) is not None for d in _visible_dirs(root)):
         return "folders"
     raise ValueError(
         f"{root}: cannot tell the dataset layout (no ucfTrainTestlist/classInd.txt, no Kinetics CSV with "

@@ -240,12 +240,19 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
         PIL.UnidentifiedImageError: not an image Pillow knows.
         OSError, ValueError: truncated or otherwise unreadable.
     """
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     with Image.open(path) as im:
-        im.load()
-        im = ImageOps.exif_transpose(im)
-        return image_to_rgb(im)
+        return loaded_frame_rgb(im)
+
+
+def loaded_frame_rgb(im) -> np.ndarray:
+    """The current frame of an open PIL image (after ``seek``) as uint8 (H, W, 3) RGB: decoded,
+    turned upright by its EXIF orientation, converted as `read_image_rgb` says."""
+    from PIL import ImageOps
+
+    im.load()
+    return image_to_rgb(ImageOps.exif_transpose(im))
 
 
 def image_to_rgb(im) -> np.ndarray:

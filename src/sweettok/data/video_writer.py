@@ -29,13 +29,11 @@ def write_mp4(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: 
     with av.open(str(path), "w") as container:
         stream = None
         for frame in frames:
-            frame = np.asarray(frame)
-            if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
-                raise ValueError(f"expected uint8 frames (H, W, 3), got {frame.dtype} {frame.shape}")
+            frame = _rgb_frame(frame)
             if stream is None:
                 height, width = frame.shape[:2]
                 stream = _add_stream(container, Path(path).suffix.lower(), width, height, fps, crf)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             n += 1
         if stream is not None:
             container.mux(stream.encode())
@@ -47,14 +45,21 @@ def _add_stream(container, suffix: str, width: int, height: int, fps: float, crf
     yuv = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
     if suffix == ".webm":
         stream = container.add_stream("libvpx-vp9", rate=rate)
-        stream.pix_fmt = yuv
         stream.options = {"crf": str(crf), "b": "0"}  # constant quality
     else:
         stream = container.add_stream("libx264", rate=rate)
-        stream.pix_fmt = yuv
         stream.options = {"crf": str(crf), "preset": "medium"}
+    stream.pix_fmt = yuv
     stream.width, stream.height = width, height
     return stream
+
+
+def _rgb_frame(frame) -> np.ndarray:
+    """``frame`` as a C-contiguous uint8 array ``(H, W, 3)``, or a ValueError saying what it is."""
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames (H, W, 3), got {frame.dtype} {frame.shape}")
+    return np.ascontiguousarray(frame)
 
 
 def _write_gif(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: float) -> tuple[int, int, int]:
@@ -62,10 +67,7 @@ def _write_gif(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps:
 
     images = []
     for frame in frames:
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"expected uint8 frames (H, W, 3), got {frame.dtype} {frame.shape}")
-        images.append(Image.fromarray(np.ascontiguousarray(frame)).quantize(256, method=Image.Quantize.MEDIANCUT,
+        images.append(Image.fromarray(_rgb_frame(frame)).quantize(256, method=Image.Quantize.MEDIANCUT,
                                                                              dither=Image.Dither.NONE))
     if not images:
         raise ValueError(f"{path}: no frames to write")
